@@ -1,0 +1,169 @@
+"""Checkpoints: an optimizer as a flat dict of plain data, and as an ``.npz`` file.
+
+Layout of a state dict (every value an array, a number or a string)::
+
+    format          "graves-checkpoint/1"
+    optimizer       the class's registered name, e.g. "RMSpropGraves"
+    hp/<name>       each hyperparameter
+    nonfinite       "raise" or "skip"
+    step_count      steps applied
+    skipped_steps   steps skipped for non-finite gradients
+    keys            the parameter names, in order
+    state/<field>/<key>  one array per state field and parameter
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .optimizers import Optimizer
+
+FORMAT = "graves-checkpoint/1"
+_COUNTERS = ("step_count", "skipped_steps")
+
+
+def to_plain(opt: "Optimizer") -> dict[str, Any]:
+    d: dict[str, Any] = {"format": FORMAT, "optimizer": opt.name}
+    for name, value in opt.hyperparameters().items():
+        d[f"hp/{name}"] = value
+    d["nonfinite"] = opt.nonfinite
+    d["step_count"] = opt.step_count
+    d["skipped_steps"] = opt.skipped_steps
+    d["keys"] = np.array(list(opt.state), dtype=str)
+    for key, state in opt.state.items():
+        for field, array in zip(state._fields, state):
+            d[f"state/{field}/{key}"] = array.copy()
+    return d
+
+
+def _scalar(d: Mapping, entry: str) -> Any:
+    if entry not in d:
+        raise ValueError(f"state dict has no entry {entry!r}")
+    value = d[entry]
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(f"state dict entry {entry!r} must be a scalar, got an array of shape {value.shape}")
+        value = value.item()
+    return value
+
+
+def _counter(d: Mapping, entry: str) -> int:
+    value = _scalar(d, entry)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"state dict entry {entry!r} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def restore(opt: "Optimizer", d: Any) -> None:
+    """Check ``d`` against ``opt`` completely, then load it; on failure ``opt`` is unchanged."""
+    if not isinstance(d, Mapping):
+        raise TypeError(f"a state dict must be a dict, got {type(d).__name__}")
+    fmt = _scalar(d, "format")
+    if fmt != FORMAT:
+        raise ValueError(f"state dict has format {fmt!r}; expected {FORMAT!r}")
+    owner = _scalar(d, "optimizer")
+    if owner != opt.name:
+        raise ValueError(f"this state belongs to a {owner!r} optimizer, not to {opt.name!r}")
+
+    descriptors = {name: getattr(type(opt), name) for name in opt.hyperparameter_names}
+    hyper = {name: descriptors[name].check(f"hp/{name}", _scalar(d, f"hp/{name}")) for name in descriptors}
+    nonfinite = type(opt).nonfinite.check("nonfinite", _scalar(d, "nonfinite"))
+    counters = {name: _counter(d, name) for name in _COUNTERS}
+
+    if "keys" not in d:
+        raise ValueError("state dict has no entry 'keys'")
+    keys = np.asarray(d["keys"])
+    if keys.ndim != 1 or (keys.size and keys.dtype.kind != "U"):
+        raise ValueError(f"state dict entry 'keys' must be a 1-D array of names, got {keys.dtype}{list(keys.shape)}")
+    keys = [str(k) for k in keys]
+    if len(set(keys)) != len(keys):
+        raise ValueError("state dict entry 'keys' names a parameter twice")
+
+    fields = opt.State._fields
+    state = {}
+    for key in keys:
+        arrays = []
+        for field in fields:
+            entry = f"state/{field}/{key}"
+            if entry not in d:
+                raise ValueError(f"state dict has no entry {entry!r}; a {opt.name} state needs {list(fields)} per parameter")
+            a = d[entry]
+            if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.floating):
+                raise ValueError(f"state dict entry {entry!r} must be a float array, got {type(a).__name__}"
+                                 + (f" of dtype {a.dtype}" if isinstance(a, np.ndarray) else ""))
+            first = arrays[0] if arrays else a
+            if a.shape != first.shape or a.dtype != first.dtype:
+                raise ValueError(
+                    f"state dict entry {entry!r} is {a.dtype}{list(a.shape)}, but "
+                    f"'state/{fields[0]}/{key}' is {first.dtype}{list(first.shape)}"
+                )
+            arrays.append(np.array(a, copy=True, order="C"))
+        state[key] = opt.State(*arrays)
+
+    known = {"format", "optimizer", "nonfinite", "keys", *_COUNTERS}
+    known |= {f"hp/{n}" for n in descriptors}
+    known |= {f"state/{f}/{k}" for f in fields for k in keys}
+    extra = sorted(set(d) - known)
+    if extra:
+        raise ValueError(f"state dict has unexpected entries {extra[:5]}; is it from another optimizer or version?")
+
+    # everything is checked: now commit
+    for name, value in hyper.items():
+        setattr(opt, name, value)
+    opt.nonfinite = nonfinite
+    opt._state = state
+    opt.step_count = counters["step_count"]
+    opt.skipped_steps = counters["skipped_steps"]
+
+
+def save(opt: "Optimizer", path) -> None:
+    """Write a temporary file beside ``path``, then rename it over ``path``.
+
+    A rename within one directory is atomic, so a crash mid-save leaves either
+    the old checkpoint or the new one, never a torn file.
+    """
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".graves-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **opt.state_dict())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path) -> "Optimizer":
+    """The optimizer saved at ``path``, with its hyperparameters and state."""
+    from .optimizers import registry
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an .npz archive")
+        with archive:
+            d = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable graves checkpoint: {exc}") from exc
+    owner = _scalar(d, "optimizer") if "optimizer" in d else None
+    classes = registry()
+    if owner not in classes:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a graves checkpoint of a known optimizer "
+            f"(optimizer entry {owner!r}; known: {sorted(classes)})"
+        )
+    cls = classes[owner]
+    hyper = {name: _scalar(d, f"hp/{name}") for name in cls.hyperparameter_names}
+    opt = cls.from_hyperparameters(hyper)
+    opt.load_state_dict(d)
+    return opt

@@ -1,0 +1,192 @@
+"""The functional core: every update formula of the book has exactly one home here.
+
+Each step function updates flat, contiguous, same-dtype numpy arrays *in place*
+and returns nothing.  Its optimizer state is a small ``NamedTuple`` of such
+arrays.  ``scratch`` is a caller-owned array of shape ``(2, w.size)`` and the
+same dtype that the function may overwrite: passing it in keeps a step free of
+temporaries, so the blocked driver in :mod:`graves.blocks` can hand every
+function a cache-sized slice of the parameters with a cache-sized scratch.
+
+Names follow Graves (2013), section 4, eqs. 38-41, and Chainer: ``n`` is the
+average of squared gradients, ``g`` the average of gradients, ``delta`` the
+momentum buffer Δ; ``lr`` is Graves' ℷ, ``alpha`` ℵ, ``momentum`` ℶ and
+``eps`` ℸ.  Graves writes the gradient ε; here it is ``grad``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class SGDState(NamedTuple):
+    """State of (heavy-ball) gradient descent: the velocity ``v``."""
+
+    velocity: np.ndarray
+
+
+class RMSpropState(NamedTuple):
+    """State of uncentered RMSprop: the running mean ``n`` of squared gradients."""
+
+    n: np.ndarray
+
+
+class CenteredState(NamedTuple):
+    """State of centered RMSprop (Graves' eqs. 38-41).
+
+    ``n``: running mean of squared gradients (eq. 38);
+    ``g``: running mean of gradients (eq. 39);
+    ``delta``: momentum buffer Δ (eq. 40).
+    """
+
+    n: np.ndarray
+    g: np.ndarray
+    delta: np.ndarray
+
+
+class CenteredVariant(NamedTuple):
+    """Where the libraries place the constants of centered RMSprop.
+
+    Graves and Chainer are the defaults.  ``eps_in_sqrt=False`` divides by
+    ``sqrt(n - g**2) + eps`` (PyTorch); ``lr_in_buffer=False`` accumulates the
+    unscaled step in Δ and multiplies by ``lr`` on the way out (PyTorch);
+    ``nesterov`` adds the look-ahead of Optax's ``trace`` (only with
+    ``lr_in_buffer``, the one combination a library offers); ``bias_correction``
+    divides both averages by ``1 - alpha**t`` before use (Optax's option).
+    """
+
+    eps_in_sqrt: bool = True
+    lr_in_buffer: bool = True
+    nesterov: bool = False
+    bias_correction: bool = False
+
+
+GRAVES = CenteredVariant()
+
+
+def new_scratch(w: np.ndarray) -> np.ndarray:
+    """Scratch space for one step on ``w``: two rows of ``w``'s length and dtype."""
+    return np.empty((2, w.size), dtype=w.dtype)
+
+
+def ema_update(average: np.ndarray, x: np.ndarray, decay: float, scratch: np.ndarray) -> None:
+    """Exponentially weighted moving average, in place.
+
+        average ← decay · average + (1 − decay) · x
+
+    ``scratch`` may be ``x`` itself when ``x`` is no longer needed.
+    """
+    np.multiply(x, 1.0 - decay, out=scratch)
+    np.multiply(average, decay, out=average)
+    np.add(average, scratch, out=average)
+
+
+def sgd_step(w, grad, state: SGDState, *, lr, momentum, scratch=None) -> None:
+    """Gradient descent with heavy-ball momentum, in place.
+
+        velocity ← momentum · velocity − lr · grad
+        w        ← w + velocity
+
+    With ``momentum = 0`` this is plain gradient descent, ``w ← w − lr · grad``.
+    The learning rate sits inside the velocity, as in Graves' eq. 40.
+    """
+    s = (new_scratch(w) if scratch is None else scratch)[0]
+    v = state.velocity
+    np.multiply(grad, lr, out=s)
+    np.multiply(v, momentum, out=v)
+    np.subtract(v, s, out=v)
+    np.add(w, v, out=w)
+
+
+def rmsprop_step(w, grad, state: RMSpropState, *, lr, alpha, eps, scratch=None) -> None:
+    """Uncentered RMSprop with ``eps`` inside the root (the source document's code), in place.
+
+        n ← alpha · n + (1 − alpha) · grad²
+        w ← w − lr · grad / √(n + eps)
+    """
+    s = (new_scratch(w) if scratch is None else scratch)[0]
+    np.multiply(grad, grad, out=s)
+    ema_update(state.n, s, alpha, scratch=s)
+    np.add(state.n, eps, out=s)
+    np.sqrt(s, out=s)
+    np.divide(grad, s, out=s)
+    np.multiply(s, lr, out=s)
+    np.subtract(w, s, out=w)
+
+
+def centered_rmsprop_step(
+    w,
+    grad,
+    state: CenteredState,
+    *,
+    lr,
+    alpha,
+    momentum,
+    eps,
+    variant: CenteredVariant = GRAVES,
+    step: int = 1,
+    scratch=None,
+) -> None:
+    """Centered RMSprop with momentum (Graves 2013, eqs. 38-41), in place.
+
+    With the default ``variant`` (Graves, Chainer):
+
+        n     ← alpha · n + (1 − alpha) · grad²                    (eq. 38)
+        g     ← alpha · g + (1 − alpha) · grad                     (eq. 39)
+        delta ← momentum · delta − lr · grad / √(n − g² + eps)     (eq. 40)
+        w     ← w + delta                                          (eq. 41)
+
+    ``variant`` moves ``eps`` out of the root, ``lr`` out of Δ, adds Nesterov's
+    look-ahead or bias correction (see :class:`CenteredVariant`); ``step`` is
+    the 1-based step count that bias correction needs.
+    """
+    s, s2 = new_scratch(w) if scratch is None else scratch
+    n, g, delta = state
+
+    # eqs. 38 and 39
+    np.multiply(grad, grad, out=s)
+    ema_update(n, s, alpha, scratch=s)
+    ema_update(g, grad, alpha, scratch=s)
+
+    # the spread n - g², the denominator's argument
+    if variant.bias_correction:
+        correction = 1.0 - alpha**step
+        np.divide(g, correction, out=s)
+        np.multiply(s, s, out=s)
+        np.divide(n, correction, out=s2)
+        np.subtract(s2, s, out=s)
+    else:
+        np.multiply(g, g, out=s)
+        np.subtract(n, s, out=s)
+    if variant.eps_in_sqrt:
+        np.add(s, eps, out=s)
+        np.sqrt(s, out=s)
+    else:
+        np.sqrt(s, out=s)
+        np.add(s, eps, out=s)
+    np.divide(grad, s, out=s)
+
+    # eq. 40, and eq. 41 with the sign folded into the buffer
+    if variant.lr_in_buffer:
+        np.multiply(s, lr, out=s)
+        np.multiply(delta, momentum, out=delta)
+        np.subtract(delta, s, out=delta)
+        if variant.nesterov:  # Optax's trace: w ← w + μΔ − η∇/d
+            np.multiply(delta, momentum, out=s2)
+            np.subtract(s2, s, out=s)
+            np.add(w, s, out=w)
+        else:
+            np.add(w, delta, out=w)
+    else:  # PyTorch: Δ ← μΔ + ∇/d, w ← w − ηΔ
+        np.multiply(delta, momentum, out=delta)
+        np.add(delta, s, out=delta)
+        np.multiply(delta, lr, out=s)
+        np.subtract(w, s, out=w)
+
+
+def graves_step(w, grad, state: CenteredState, *, lr, alpha, momentum, eps, scratch=None) -> None:
+    """Graves' RMSprop (eqs. 38-41), in place: :func:`centered_rmsprop_step` as published."""
+    centered_rmsprop_step(
+        w, grad, state, lr=lr, alpha=alpha, momentum=momentum, eps=eps, variant=GRAVES, scratch=scratch
+    )
