@@ -15,7 +15,7 @@ Layout of a state dict (every value an array, a number or a string)::
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -127,10 +127,21 @@ def save(opt: "Optimizer", path) -> None:
     """Write a temporary file beside ``path``, then rename it over ``path``.
 
     A rename within one directory is atomic, so a crash mid-save leaves either
-    the old checkpoint or the new one, never a torn file.
+    the old checkpoint or the new one, never a torn file; the temporary file is
+    removed on any error.  The file is created with mode ``0o666`` less the
+    umask, as ``open`` would (``tempfile.mkstemp`` would make it private).
     """
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".graves-", suffix=".tmp")
+    directory, name = os.path.split(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file beside {path!r}")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **opt.state_dict())
@@ -143,27 +154,42 @@ def save(opt: "Optimizer", path) -> None:
         raise
 
 
-def load(path) -> "Optimizer":
-    """The optimizer saved at ``path``, with its hyperparameters and state."""
+def from_plain(d: Mapping) -> "Optimizer":
+    """A new optimizer of the class named in the state dict ``d``, with its state."""
     from .optimizers import registry
 
+    owner = _scalar(d, "optimizer")
+    classes = registry()
+    if not isinstance(owner, str) or owner not in classes:
+        raise ValueError(f"state dict entry 'optimizer' is {owner!r}; expected one of {sorted(classes)}")
+    cls = classes[owner]
+    hyper = {name: getattr(cls, name).check(f"hp/{name}", _scalar(d, f"hp/{name}")) for name in cls.hyperparameter_names}
+    opt = cls.from_hyperparameters(hyper)
+    opt.load_state_dict(d)
+    return opt
+
+
+def load(path) -> "Optimizer":
+    """The optimizer saved at ``path``, with its hyperparameters and state.
+
+    A missing file raises ``FileNotFoundError`` (as ``open`` would); a file that
+    is not a valid checkpoint raises ``ValueError`` or ``TypeError`` naming it.
+    """
+    name = os.fspath(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single array, not an .npz archive")
         with archive:
-            d = {name: archive[name] for name in archive.files}
+            d = {entry: archive[entry] for entry in archive.files}
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # the file system's own message names the path
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{os.fspath(path)!r} is not a readable graves checkpoint: {exc}") from exc
-    owner = _scalar(d, "optimizer") if "optimizer" in d else None
-    classes = registry()
-    if owner not in classes:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a graves checkpoint of a known optimizer "
-            f"(optimizer entry {owner!r}; known: {sorted(classes)})"
-        )
-    cls = classes[owner]
-    hyper = {name: _scalar(d, f"hp/{name}") for name in cls.hyperparameter_names}
-    opt = cls.from_hyperparameters(hyper)
-    opt.load_state_dict(d)
-    return opt
+        raise ValueError(f"{name!r} is not a readable graves checkpoint: {exc}") from exc
+    if "optimizer" not in d:
+        raise ValueError(f"{name!r} is not a graves checkpoint: it has no entry 'optimizer' (entries: {sorted(d)[:5]})")
+    try:
+        return from_plain(d)
+    except (ValueError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"{name!r} is not a valid graves checkpoint: {exc}") from exc
