@@ -1,23 +1,46 @@
-"""Drive a core step function over cache-sized blocks of flat arrays.
+"""Drive a core step function over cache-sized blocks of flat arrays, on threads.
 
 The update is elementwise, so any partition of the parameters gives the same
 result bit for bit.  Cutting the arrays into blocks of ``block_size`` elements
-keeps the scratch rows, and the slices being worked on, inside the CPU cache:
-each array is then read from and written to main memory once per step instead
-of once per numpy operation.  Blocks are independent, so threads may take them
-in any order; numpy's ufuncs release the GIL, so threads run in parallel.
+keeps the scratch rows, and the slices being worked on, in the CPU's caches:
+each array then crosses the memory bus once per step instead of once per numpy
+operation.  Blocks are independent, so threads may take them in any order;
+numpy's ufuncs release the GIL while they loop, so threads run in parallel.
+
+The defaults below are measured, not guessed: ``benchmarks/bench_blocks.py``
+times block sizes and thread counts, and chapter 10 of the book shows the
+figures.
 """
 
 from __future__ import annotations
 
+import contextvars
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-#: Elements per block: 2**14 float64 values are 128 KiB, so the two scratch
-#: rows and the five array slices of a centered step stay within a typical L2.
-DEFAULT_BLOCK_SIZE = 2**14
+#: Elements per block.  2**16 float64 values are 512 KiB per array; the few
+#: arrays one numpy operation touches stay in the L2/L3 caches, and a block is
+#: long enough that the ~1 µs cost of calling a ufunc is small beside its work.
+DEFAULT_BLOCK_SIZE = 2**16
+
+#: Arrays smaller than this run on one thread.  A thread needs at least a whole
+#: block to gain more than handing it work costs (tens of microseconds).
+MIN_PARALLEL_SIZE = 2 * DEFAULT_BLOCK_SIZE
+
+#: Most threads used by default, so that a step does not take every core of a
+#: large machine: memory bandwidth, which more cores share, bounds it anyway.
+MAX_DEFAULT_THREADS = 4
+
+
+def default_threads(size: int) -> int:
+    """Threads for a step on ``size`` elements when the caller did not choose."""
+    if size < MIN_PARALLEL_SIZE:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
 
 
 def block_bounds(size: int, block_size: int) -> list[tuple[int, int]]:
@@ -25,18 +48,54 @@ def block_bounds(size: int, block_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + block_size, size)) for start in range(0, size, block_size)]
 
 
+# One pool for the whole process, shared by every runner, created on first use.
+# Its worker threads start only when needed and are reused by later steps.
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    """The process-wide thread pool that runs blocks."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="graves-blocks")
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    # a forked child has the pool object but none of its threads
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _submit(fn, *args):
+    """Run ``fn(*args)`` on the shared pool, in a copy of the caller's context, so
+    that numpy's error settings (``np.errstate``) hold in the worker as well."""
+    return shared_pool().submit(contextvars.copy_context().run, fn, *args)
+
+
 class BlockRunner:
     """Runs a step function block by block, on ``threads`` threads.
 
-    One runner owns one scratch buffer per thread and dtype, allocated once and
-    reused, so a step allocates nothing in proportion to the model.
+    ``threads="auto"`` picks :func:`default_threads` for each array's size.
+    The runner owns one scratch buffer per thread and dtype, allocated once and
+    reused, so a step allocates nothing in proportion to the model: its extra
+    memory is ``threads × 2 × block_size`` elements.
     """
 
-    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, threads: int = 1):
+    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, threads: int | str = "auto"):
         self.block_size = int(block_size)
-        self.threads = int(threads)
+        self.threads = "auto" if threads == "auto" else int(threads)
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def threads_for(self, size: int) -> int:
+        """Threads a step on ``size`` elements uses."""
+        return default_threads(size) if self.threads == "auto" else self.threads
 
     def scratch(self, thread: int, dtype: np.dtype) -> np.ndarray:
         key = (thread, np.dtype(dtype))
@@ -47,10 +106,11 @@ class BlockRunner:
     def run(self, step: Callable, w: np.ndarray, grad: np.ndarray, state: NamedTuple, **hyper) -> None:
         """Apply ``step(w, grad, state, scratch=..., **hyper)`` to flat ``w``, block by block."""
         bounds = block_bounds(w.size, self.block_size)
+        threads = min(self.threads_for(w.size), len(bounds))
 
-        def work(thread: int, chunk: Sequence[tuple[int, int]]) -> None:
+        def work(thread: int, blocks: list[tuple[int, int]]) -> None:
             scratch = self.scratch(thread, w.dtype)
-            for start, stop in chunk:
+            for start, stop in blocks:
                 part = slice(start, stop)
                 step(
                     w[part],
@@ -60,13 +120,45 @@ class BlockRunner:
                     **hyper,
                 )
 
-        if self._pool is None or len(bounds) < 2:
+        if threads <= 1:
             work(0, bounds)
             return
-        # contiguous runs of blocks, one per thread, so each thread streams memory
-        chunks = [c for c in np.array_split(np.arange(len(bounds)), self.threads) if c.size]
-        futures = [
-            self._pool.submit(work, t, [bounds[i] for i in chunk]) for t, chunk in enumerate(chunks)
-        ]
+        # one contiguous run of blocks per thread, so each thread streams its own
+        # stretch of memory; the calling thread takes the first run itself
+        cuts = [len(bounds) * t // threads for t in range(threads + 1)]
+        runs = [bounds[cuts[t] : cuts[t + 1]] for t in range(threads)]
+        for t in range(1, threads):  # scratch is created here, not in the workers
+            self.scratch(t, w.dtype)
+        futures = [_submit(work, t, runs[t]) for t in range(1, threads)]
+        try:
+            work(0, runs[0])
+        finally:
+            for f in futures:  # wait for every thread before returning or raising
+                f.exception()
         for f in futures:
             f.result()
+
+    def all_finite(self, x: np.ndarray) -> bool:
+        """True if the flat array ``x`` surely holds no NaN or infinity.
+
+        One pass: the sum of ``x`` is NaN or infinite whenever an element is.
+        ``False`` means "look closer": the sum may also overflow on finite
+        values.  Large arrays are summed in one stretch per thread.  (Not
+        ``np.dot(x, x)``, a faster pass: BLAS's own threads keep spinning after
+        it and slow the step that follows.)
+        """
+        threads = min(self.threads_for(x.size), max(1, x.size // self.block_size))
+        if threads <= 1:
+            return bool(np.isfinite(_sum(x)))
+        cuts = [x.size * t // threads for t in range(threads + 1)]
+        parts = [x[cuts[t] : cuts[t + 1]] for t in range(threads)]
+        futures = [_submit(_sum, p) for p in parts[1:]]
+        sums = [_sum(parts[0])] + [f.result() for f in futures]
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(np.isfinite(np.sum(sums)))
+
+
+def _sum(x: np.ndarray):
+    with np.errstate(over="ignore", invalid="ignore"):
+        # float16 sums overflow early (at 65504): accumulate in float64
+        return np.add.reduce(x, dtype=np.float64 if x.dtype.itemsize < 4 else None)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from . import checkpoint, checks, core
+from . import checkpoint, checks, core, packing
 from .blocks import DEFAULT_BLOCK_SIZE, BlockRunner
 from .checks import Hyperparameter
 
@@ -47,9 +47,14 @@ class Optimizer:
         if "name" in cls.__dict__:
             _REGISTRY[cls.name] = cls
 
-    def __init__(self, *, nonfinite: str = "raise", block_size: int = DEFAULT_BLOCK_SIZE, threads: int = 1):
+    def __init__(
+        self, *, nonfinite: str = "raise", block_size: int = DEFAULT_BLOCK_SIZE, threads: int | str = "auto"
+    ):
         self.nonfinite = nonfinite
-        self._runner = BlockRunner(block_size, threads)
+        self._runner = BlockRunner(
+            checks.positive_integer("block_size", block_size),
+            "auto" if isinstance(threads, str) and threads == "auto" else checks.positive_integer("threads", threads),
+        )
         self.reset()
 
     # -- state -----------------------------------------------------------------
@@ -57,6 +62,7 @@ class Optimizer:
     def reset(self) -> None:
         """Forget all state: the next ``update`` starts from zero averages."""
         self._state: dict[str, NamedTuple] = {}
+        self._packed: packing.PackedCall | None = None
         self.step_count = 0
         self.skipped_steps = 0
 
@@ -87,7 +93,8 @@ class Optimizer:
             return
         keys = [e.key for e in entries]
         new = [k for k in keys if k not in self._state]
-        gone = [k for k in self._state if k not in keys]
+        present = set(keys)  # a set: a list here made this check quadratic in the number of keys
+        gone = [k for k in self._state if k not in present]
         hint = "call reset() to start a fresh state for a different parameter set"
         if new:
             raise ValueError(f"parameter {new[0]!r} is new since the last step; the state covers {list(self._state)}; {hint}")
@@ -102,14 +109,29 @@ class Optimizer:
                 )
 
     def update(self, params: dict, grads: dict) -> None:
-        """One optimizer step on every parameter in ``params``."""
-        entries = checks.parameter_entries(params, grads)
-        self._check_layout(entries)
-        bad = checks.first_nonfinite(entries)
+        """One optimizer step on every parameter in ``params``.
+
+        When the parameters, the gradients and the state are each consecutive
+        views of one buffer (see :mod:`graves.packing`), the step runs once over
+        the whole buffer; otherwise once per parameter.  The two paths give the
+        same result, bit for bit, and raise for the same inputs.
+        """
+        packed = self._packed
+        if packed is not None and packed.same_call(params, grads, self._state):
+            entries = packed.entries  # the same arrays as the last packed step passed the checks
+        else:
+            packed = self._packed = None
+            entries = checks.parameter_entries(params, grads)
+            self._check_layout(entries)
+        checks.hyperparameters_fit(self, entries if packed is None else entries[:1])  # packed: one dtype
+        if packed is not None and self._runner.all_finite(packed.grad):
+            bad = None
+        else:
+            bad = checks.first_nonfinite(entries)
         if bad is not None:
             if self.nonfinite == "raise":
                 raise FloatingPointError(
-                    f"gradient {bad!r} contains NaN or inf; nothing was changed "
+                    f"gradient {bad!r} contains NaN or inf (in the parameter's dtype); nothing was changed "
                     "(construct the optimizer with nonfinite='skip' to skip such steps)"
                 )
             self.skipped_steps += 1
@@ -119,6 +141,12 @@ class Optimizer:
             self._state = {e.key: self.initial_state(e.shape, e.dtype) for e in entries}
         self.step_count += 1
         arguments = self.step_arguments()
+        if packed is None:
+            packed, self._state = packing.PackedCall.of(entries, self._state)
+            self._packed = packed
+        if packed is not None:  # one run over the whole buffer
+            self._runner.run(self.step_function, packed.w, packed.grad, packed.state, **arguments)
+            return
         for e in entries:
             state = self._state[e.key]
             flat_state = type(state)(*(a.reshape(-1) for a in state))
@@ -126,7 +154,8 @@ class Optimizer:
             if not e.is_array:
                 w = np.array([e.value], dtype=e.dtype)
                 self._runner.run(self.step_function, w, grad, flat_state, **arguments)
-                params[e.key] = float(w[0]) if isinstance(e.value, float) else w[0]
+                # numpy scalars keep their type (np.float64 is also a float); Python floats stay float
+                params[e.key] = w[0] if isinstance(e.value, np.generic) else float(w[0])
             elif e.value.flags.c_contiguous:
                 self._runner.run(self.step_function, e.value.reshape(-1), grad, flat_state, **arguments)
             else:

@@ -1,0 +1,150 @@
+"""Shared helpers for the benchmarks: timing, the memory-bandwidth floor, results files.
+
+Every script times each version as the best of several repetitions, with the
+repetitions of all versions interleaved (round 1 of every version, then round
+2, ...), so a burst of load from another program slows every version alike
+instead of one.  Ratios are taken between figures of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from graves.blocks import shared_pool
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: memory passes of one centered step: read w, grad, n, g, delta; write w, n, g, delta
+PASSES = 9
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    caches = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches[f"L{level}"] = size
+    return {
+        "cpu": model,
+        "caches": caches,  # L1, L2 per core; L3 shared
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+    }
+
+
+def calls_per_sample(fn, min_seconds: float = 0.02) -> int:
+    """How many calls make one timed sample last at least ``min_seconds``."""
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    return max(1, int(min_seconds / once) + 1)
+
+
+def best_times(fns: dict, repeat: int, min_seconds: float = 0.02) -> dict[str, float]:
+    """Best seconds per call of each function in ``fns``, repetitions interleaved."""
+    numbers = {name: calls_per_sample(fn, min_seconds) for name, fn in fns.items()}
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            number = numbers[name]
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / number)
+    return best
+
+
+def in_chunks(kernel, arrays, threads: int) -> None:
+    """``kernel(*slices)`` on ``threads`` contiguous stretches of ``arrays``, in parallel."""
+    size = arrays[0].size
+    if threads <= 1:
+        kernel(*arrays)
+        return
+    cuts = [size * t // threads for t in range(threads + 1)]
+    parts = [[a[cuts[t] : cuts[t + 1]] for a in arrays] for t in range(threads)]
+    futures = [shared_pool().submit(kernel, *p) for p in parts[1:]]
+    kernel(*parts[0])
+    for f in futures:
+        f.result()
+
+
+#: streaming kernels: name -> (function on (a, b), passes over memory it counts)
+STREAMS = {
+    "copy": (lambda a, b: np.copyto(a, b), 2),  # read b, write a
+    "scale": (lambda a, b: np.multiply(a, 1.0, out=a), 2),  # read a, write a
+    "add": (lambda a, b: np.add(a, b, out=a), 3),  # read a and b, write a
+}
+
+
+def stream_functions(size: int, dtype, threads: int, tag: str = "", arrays=None) -> tuple[dict, dict]:
+    """Streaming kernels on two ``size``-element arrays, ready for :func:`best_times`.
+
+    Returns ``(functions, bytes_moved)``, keyed ``"stream <name><tag>"``.  Timing
+    them in the same :func:`best_times` call as the versions they are compared
+    with interleaves their repetitions, so load from other programs hits both.
+    ``arrays``: two arrays to overwrite (default: two new ones).
+    """
+    dtype = np.dtype(dtype)
+    if arrays is None:
+        a, b = np.ones(size, dtype), np.ones(size, dtype)
+    else:  # write every page: never-written memory reads as the kernel's shared zero page, too fast
+        (a, b) = arrays
+        a.fill(1)
+        b.fill(1)
+    fns, moved = {}, {}
+    for name, (kernel, passes) in STREAMS.items():
+        key = f"stream {name}{tag}"
+        fns[key] = lambda k=kernel: in_chunks(k, (a, b), threads)
+        moved[key] = passes * size * dtype.itemsize
+    return fns, moved
+
+
+def bandwidth_from(times: dict, moved: dict) -> dict:
+    """Each stream's bytes per second, and ``best``, the highest: the floor of a step
+    is then the least time the memory system has shown it can move its bytes in."""
+    rates = {key.split(" ", 1)[1]: moved[key] / times[key] for key in moved}
+    return {"streams": rates, "best": max(rates.values())}
+
+
+def bandwidth(size: int, dtype, threads: int, repeat: int = 7) -> dict:
+    """Streaming bandwidth on two ``size``-element arrays, in bytes per second (see
+    :func:`bandwidth_from`), timed on its own."""
+    fns, moved = stream_functions(size, dtype, threads)
+    return bandwidth_from(best_times(fns, repeat, min_seconds=0), moved)
+
+
+def floor_seconds(size: int, dtype, bytes_per_second: float) -> float:
+    """The least time one step can take: 9 passes over ``size`` elements."""
+    return PASSES * size * np.dtype(dtype).itemsize / bytes_per_second
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {"machine": machine(), **data}
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    return path

@@ -1,0 +1,316 @@
+"""The fast paths of chapter 10 compute what the plain equations compute.
+
+Blocks, threads and packed buffers only change how the elementwise step is
+scheduled, so each must agree with the reference transcription to rounding,
+and with each other bit for bit.  Timings are measured by benchmarks/, never
+asserted here.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import graves
+from graves import blocks, core, packing
+from graves.blocks import BlockRunner
+
+HYPER = dict(lr=1e-2, alpha=0.95, momentum=0.9, eps=1e-4)
+DTYPES = [np.float64, np.float32]
+RTOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+def reference_steps(w, grads, lr, alpha, momentum, eps):
+    """Graves' eqs. 38-41 typed in, one new array per operation, in w's dtype."""
+    w = w.copy()
+    n, g, delta = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    dt = w.dtype.type
+    lr, alpha, momentum, eps = dt(lr), dt(alpha), dt(momentum), dt(eps)
+    for grad in grads:
+        n = alpha * n + (1 - alpha) * grad**2
+        g = alpha * g + (1 - alpha) * grad
+        delta = momentum * delta - lr * grad / np.sqrt(n - g**2 + eps)
+        w = w + delta
+    return w, (n, g, delta)
+
+
+def gradients(rng, shape, dtype, steps=4):
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(steps)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size, block_size, threads", [(1, 4, 1), (7, 3, 2), (1000, 64, 3), (2**16 + 3, 2**12, 2), (12_345, 2**16, "auto")])
+def test_update_matches_reference(dtype, size, block_size, threads):
+    rng = np.random.default_rng(size)
+    w0 = rng.standard_normal(size).astype(dtype)
+    grads = gradients(rng, size, dtype)
+    expected, expected_state = reference_steps(w0, grads, **HYPER)
+    opt = graves.RMSpropGraves(**HYPER, block_size=block_size, threads=threads)
+    w = w0.copy()
+    for grad in grads:
+        opt.update({"w": w}, {"w": grad})
+    # near zero, w is a difference of O(1) numbers: allow a few ulps of that scale
+    np.testing.assert_allclose(w, expected, rtol=RTOL[dtype], atol=8 * np.finfo(dtype).eps * np.abs(w0).max())
+    for got, want in zip(opt.state["w"], expected_state):
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=8 * np.finfo(dtype).eps * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_and_blocks_are_bitwise_equal(dtype):
+    """Any partition into blocks, on any number of threads, gives the same bits."""
+    rng = np.random.default_rng(1)
+    size = 3 * 2**12 + 17  # not a multiple of any block size below
+    w0 = rng.standard_normal(size).astype(dtype)
+    grads = gradients(rng, size, dtype)
+    results = []
+    for block_size, threads in [(size, 1), (2**10, 1), (999, 2), (2**10, 3), (7, 4), (2**12, "auto")]:
+        opt = graves.RMSpropGraves(**HYPER, block_size=block_size, threads=threads)
+        w = w0.copy()
+        for grad in grads:
+            opt.update({"w": w}, {"w": grad})
+        results.append((w, opt.state["w"]))
+    for w, state in results[1:]:
+        np.testing.assert_array_equal(w, results[0][0])
+        for a, b in zip(state, results[0][1]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_default_threads_on_a_large_array_is_bitwise_equal_to_one_thread():
+    size = blocks.MIN_PARALLEL_SIZE + 12_345
+    rng = np.random.default_rng(2)
+    w0 = rng.standard_normal(size)
+    grads = gradients(rng, size, np.float64, steps=2)
+    w_auto, w_one = w0.copy(), w0.copy()
+    auto, one = graves.RMSpropGraves(**HYPER), graves.RMSpropGraves(**HYPER, threads=1)
+    for grad in grads:
+        auto.update({"w": w_auto}, {"w": grad})
+        one.update({"w": w_one}, {"w": grad})
+    np.testing.assert_array_equal(w_auto, w_one)
+
+
+SHAPES = {"embed": (13, 7), "bias": (5,), "scale": (), "conv": (2, 3, 4), "empty": (0, 3), "last": (11,)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_packed_views_equal_separate_arrays_bitwise(dtype, threads):
+    rng = np.random.default_rng(3)
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+    separate = {k: v.copy() for k, v in params.items()}
+    flat, packed = packing.pack(params)
+    grad_flat, packed_grads = packing.zeros_like(packed)
+    a = graves.RMSpropGraves(**HYPER, block_size=16, threads=threads)
+    b = graves.RMSpropGraves(**HYPER, block_size=5, threads=threads)
+    for _ in range(4):
+        grads = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+        a.update(separate, grads)
+        for k in grads:
+            packed_grads[k][...] = grads[k]
+        b.update(packed, packed_grads)
+        assert b._packed is not None and a._packed is None  # each took the path under test
+    for k in SHAPES:
+        assert packed[k].shape == SHAPES[k]
+        np.testing.assert_array_equal(packed[k], separate[k])
+        for x, y in zip(a.state[k], b.state[k]):
+            np.testing.assert_array_equal(x, y)
+    assert np.shares_memory(flat, packed["conv"])
+    assert a.step_count == b.step_count == 4
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_noncontiguous_inputs_equal_contiguous_bitwise(dtype):
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((6, 10)).astype(dtype)
+    strided = {"t": np.asfortranarray(base), "s": base.copy()[:, ::2]}
+    contiguous = {k: np.ascontiguousarray(v) for k, v in strided.items()}
+    a = graves.RMSpropGraves(**HYPER, block_size=7, threads=2)
+    b = graves.RMSpropGraves(**HYPER, block_size=7, threads=2)
+    for _ in range(3):
+        g = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in strided.items()}
+        g_strided = {k: np.asfortranarray(v) for k, v in g.items()}
+        a.update(strided, g_strided)
+        b.update(contiguous, g)
+    for k in strided:
+        np.testing.assert_array_equal(strided[k], contiguous[k])
+
+
+def packed_setup(dtype=np.float64, **options):
+    rng = np.random.default_rng(5)
+    flat, params = packing.pack({k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()})
+    grad_flat, grads = packing.zeros_like(params)
+    grad_flat[:] = rng.standard_normal(grad_flat.size)
+    opt = graves.RMSpropGraves(**HYPER, **options)
+    opt.update(params, grads)
+    assert opt._packed is not None
+    return flat, params, grad_flat, grads, opt
+
+
+def snapshot(flat, opt):
+    return flat.copy(), {k: [a.copy() for a in s] for k, s in opt.state.items()}, opt.step_count
+
+
+def assert_unchanged(before, flat, opt):
+    flat0, state0, steps0 = before
+    np.testing.assert_array_equal(flat, flat0)
+    assert opt.step_count == steps0
+    for k, s in opt.state.items():
+        for a, b in zip(s, state0[k]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_packed_nonfinite_gradient_raises_and_changes_nothing(bad):
+    flat, params, grad_flat, grads, opt = packed_setup()
+    before = snapshot(flat, opt)
+    grads["conv"][1, 2, 3] = bad
+    with pytest.raises(FloatingPointError, match="'conv'"):
+        opt.update(params, grads)
+    assert_unchanged(before, flat, opt)
+
+
+def test_packed_nonfinite_gradient_is_skipped_on_request():
+    flat, params, grad_flat, grads, opt = packed_setup(nonfinite="skip")
+    before = snapshot(flat, opt)
+    grads["bias"][0] = np.nan
+    opt.update(params, grads)
+    assert_unchanged(before, flat, opt)
+    assert opt.skipped_steps == 1
+
+
+def test_packed_sum_overflow_is_not_mistaken_for_nonfinite():
+    """Finite gradients whose sum overflows take the exact check and step as the per-key path does."""
+    flat, params, grad_flat, grads, opt = packed_setup()
+    separate = {k: v.copy() for k, v in params.items()}
+    twin = graves.RMSpropGraves(**HYPER)
+    twin.load_state_dict(opt.state_dict())
+    grad_flat[:] = 1e307  # sum overflows; the step itself overflows too (grad**2), as it must
+    with np.errstate(all="ignore"):
+        opt.update(params, grads)
+        twin.update(separate, {k: v.copy() for k, v in grads.items()})
+    assert opt.step_count == twin.step_count == 2
+    for k in SHAPES:
+        np.testing.assert_array_equal(params[k], separate[k])
+
+
+@pytest.mark.parametrize(
+    "change, exc",
+    [
+        (lambda p, g: setattr(p["conv"].flags, "writeable", False), ValueError),
+        (lambda p, g: setattr(p["conv"], "shape", (4, 6)), ValueError),
+        (lambda p, g: setattr(g["conv"], "shape", (6, 4)), ValueError),
+        (lambda p, g: setattr(p["bias"], "dtype", np.int64), TypeError),
+        (lambda p, g: g.pop("bias"), KeyError),
+        (lambda p, g: p.update(extra=np.zeros(3)), (KeyError, ValueError)),
+    ],
+)
+def test_packed_arrays_changed_in_place_are_checked_again(change, exc):
+    """The remembered layout never hides a check the per-key path would make."""
+    flat, params, grad_flat, grads, opt = packed_setup()
+    before = snapshot(flat, opt)
+    change(params, grads)
+    with pytest.raises(exc):
+        opt.update(params, grads)
+    assert_unchanged(before, flat, opt)
+
+
+def test_new_gradient_objects_and_reset_take_the_checked_path():
+    flat, params, grad_flat, grads, opt = packed_setup()
+    separate_grads = {k: v.copy() for k, v in grads.items()}
+    opt.update(params, separate_grads)  # the gradients are no longer one buffer
+    assert opt._packed is None
+    opt.update(params, grads)
+    assert opt._packed is not None
+    opt.reset()
+    assert opt._packed is None and opt.state == {}
+    opt.update(params, grads)
+    assert opt.step_count == 1 and opt._packed is not None
+
+
+def test_state_loaded_from_a_checkpoint_is_packed_again_with_equal_values():
+    flat, params, grad_flat, grads, opt = packed_setup()
+    twin_flat, twin = packing.pack(params)
+    saved = opt.state_dict()
+    resumed = graves.RMSpropGraves(**HYPER)
+    resumed.load_state_dict(saved)
+    opt.update(params, grads)
+    resumed.update(twin, grads)
+    assert resumed._packed is not None
+    np.testing.assert_array_equal(flat, twin_flat)
+    for k in SHAPES:
+        for a, b in zip(opt.state[k], resumed.state[k]):
+            np.testing.assert_array_equal(a, b)
+    assert resumed.state["conv"].n.shape == SHAPES["conv"]
+
+
+def test_flat_view_accepts_only_consecutive_views_of_one_buffer():
+    flat, views = packing.pack({"a": np.ones((2, 3)), "b": np.arange(4.0), "c": np.float64(2.0)})
+    v = list(views.values())
+    whole = packing.flat_view(v)
+    assert whole is not None and whole.size == flat.size and np.shares_memory(whole, flat)
+    np.testing.assert_array_equal(packing.flat_view(v[1:]), [0.0, 1.0, 2.0, 3.0, 2.0])
+    assert packing.flat_view(v[::-1]) is None  # out of order
+    assert packing.flat_view([v[0], v[2]]) is None  # a gap
+    assert packing.flat_view([v[0], np.arange(4.0)]) is None  # another buffer
+    assert packing.flat_view([flat[::2]]) is None  # strided
+    assert packing.flat_view([flat.view(np.int64)[:3]]) is None  # another dtype than its buffer
+    assert packing.flat_view([]) is None
+    one = np.ones((3, 4), dtype=np.float32)
+    assert np.shares_memory(packing.flat_view([one]), one)
+
+
+def test_pack_copies_values_and_shapes():
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "b": np.array(7.0), "c": np.arange(3, dtype=np.float32)}
+    flat, views = packing.pack(arrays)
+    assert flat.dtype == np.float64 and flat.size == 10
+    for k, a in arrays.items():
+        assert views[k].shape == a.shape and not np.shares_memory(views[k], a)
+        np.testing.assert_array_equal(views[k], a)
+    flat32, views32 = packing.pack(arrays, dtype=np.float32)
+    assert flat32.dtype == np.float32 and views32["a"].dtype == np.float32
+    gflat, gviews = packing.zeros_like(views)
+    assert gflat.shape == flat.shape and not gflat.any() and gviews["a"].shape == (2, 3)
+    with pytest.raises(ValueError):
+        packing.pack({})
+
+
+def test_extra_memory_per_step_is_the_block_scratch_at_most():
+    size = 2_000_000
+    rng = np.random.default_rng(6)
+    w, grad = rng.standard_normal(size), rng.standard_normal(size)
+    opt = graves.RMSpropGraves(**HYPER)
+    opt.update({"w": w}, {"w": grad})  # makes state and scratch
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        opt.update({"w": w}, {"w": grad})
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024, peak  # a step on 16 MB arrays allocates nothing of their size
+
+
+def test_runner_propagates_errors_from_worker_threads_and_numpy_error_settings():
+    w = np.zeros(100)
+    state = core.RMSpropState(np.zeros(100))
+    for threads in (1, 3):
+        runner = BlockRunner(block_size=10, threads=threads)
+        with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+            runner.run(core.rmsprop_step, w, np.zeros(100), state, lr=1.0, alpha=0.9, eps=0.0)  # 0/0
+
+    def failing(w, grad, state, scratch=None):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        BlockRunner(block_size=10, threads=3).run(failing, w, w, state)
+
+
+def test_one_shared_pool_and_the_default_thread_choice():
+    assert blocks.shared_pool() is blocks.shared_pool()
+    assert blocks.default_threads(blocks.MIN_PARALLEL_SIZE - 1) == 1
+    assert 1 <= blocks.default_threads(10**8) <= blocks.MAX_DEFAULT_THREADS
+    assert BlockRunner(threads=3).threads_for(10) == 3
+    with pytest.raises((TypeError, ValueError)):
+        graves.RMSpropGraves(threads="many")
