@@ -22,6 +22,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from . import fused
+
 #: Elements per block.  2**16 float64 values are 512 KiB per array; the few
 #: arrays one numpy operation touches stay in the L2/L3 caches, and a block is
 #: long enough that the ~1 µs cost of calling a ufunc is small beside its work.
@@ -86,11 +88,16 @@ class BlockRunner:
     The runner owns one scratch buffer per thread and dtype, allocated once and
     reused, so a step allocates nothing in proportion to the model: its extra
     memory is ``threads × 2 × block_size`` elements.
+
+    With ``compiled=True`` a step that has a compiled one-pass kernel
+    (:mod:`graves.fused`) runs that instead, on one contiguous stretch per
+    thread: it needs neither blocks nor scratch.
     """
 
-    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, threads: int | str = "auto"):
+    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, threads: int | str = "auto", compiled: bool = True):
         self.block_size = int(block_size)
         self.threads = "auto" if threads == "auto" else int(threads)
+        self.compiled = bool(compiled)
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
 
     def threads_for(self, size: int) -> int:
@@ -105,6 +112,10 @@ class BlockRunner:
 
     def run(self, step: Callable, w: np.ndarray, grad: np.ndarray, state: NamedTuple, **hyper) -> None:
         """Apply ``step(w, grad, state, scratch=..., **hyper)`` to flat ``w``, block by block."""
+        kernel = fused.kernel_for(step, w.dtype) if self.compiled else None
+        if kernel is not None:
+            self._run_stretches(kernel, w, grad, state, hyper)
+            return
         bounds = block_bounds(w.size, self.block_size)
         threads = min(self.threads_for(w.size), len(bounds))
 
@@ -134,6 +145,25 @@ class BlockRunner:
             work(0, runs[0])
         finally:
             for f in futures:  # wait for every thread before returning or raising
+                f.exception()
+        for f in futures:
+            f.result()
+
+    def _run_stretches(self, kernel: Callable, w, grad, state: NamedTuple, hyper: dict) -> None:
+        # a one-pass kernel keeps nothing in cache between passes, so it gains
+        # nothing from blocks; each thread streams one contiguous stretch
+        threads = self.threads_for(w.size)
+        cuts = [w.size * t // threads for t in range(threads + 1)]
+
+        def work(t: int) -> None:
+            part = slice(cuts[t], cuts[t + 1])
+            kernel(w[part], grad[part], type(state)(*(a[part] for a in state)), **hyper)
+
+        futures = [_submit(work, t) for t in range(1, threads)]
+        try:
+            work(0)
+        finally:
+            for f in futures:
                 f.exception()
         for f in futures:
             f.result()

@@ -33,6 +33,13 @@ class Optimizer:
     leaving parameters and state untouched, and counts it in ``skipped_steps``,
     the usual policy of mixed-precision training, where an overflowing loss
     scale produces such steps now and then.
+
+    ``block_size``, ``threads`` and ``compiled`` choose how a step runs, never
+    what it computes (chapter 10): blocks of ``block_size`` elements keep the
+    numpy path's scratch in cache; ``threads="auto"`` uses one thread for small
+    arrays and up to four for large ones; ``compiled=True`` runs the one-pass
+    kernel of :mod:`graves.fused` where one exists and numba is installed.
+    Every choice gives the same bits.
     """
 
     name: ClassVar[str]
@@ -48,12 +55,20 @@ class Optimizer:
             _REGISTRY[cls.name] = cls
 
     def __init__(
-        self, *, nonfinite: str = "raise", block_size: int = DEFAULT_BLOCK_SIZE, threads: int | str = "auto"
+        self,
+        *,
+        nonfinite: str = "raise",
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        threads: int | str = "auto",
+        compiled: bool = True,
     ):
+        if not isinstance(compiled, (bool, np.bool_)):
+            raise TypeError(f"compiled must be True or False, got {compiled!r} of type {type(compiled).__name__}")
         self.nonfinite = nonfinite
         self._runner = BlockRunner(
             checks.positive_integer("block_size", block_size),
             "auto" if isinstance(threads, str) and threads == "auto" else checks.positive_integer("threads", threads),
+            compiled=bool(compiled),
         )
         self.reset()
 

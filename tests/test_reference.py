@@ -61,6 +61,16 @@ CASES = [
         "RMSpropGraves", dict(lr=1e-3, alpha=0.9, momentum=0.9, eps=1e-6), dict(block_size=BLOCK, threads=2), id="graves-2threads"
     ),
     pytest.param("RMSpropGraves", dict(lr=1e-3, alpha=0.9, momentum=0.9, eps=1e-6), {}, id="graves-default-options"),
+    # the numpy path, which runs where numba is missing (the default above is compiled where it can be)
+    pytest.param(
+        "RMSpropGraves", dict(lr=1e-3, alpha=0.9, momentum=0.9, eps=1e-6), dict(ONE, compiled=False), id="graves-numpy"
+    ),
+    pytest.param(
+        "RMSpropGraves",
+        dict(lr=1e-3, alpha=0.9, momentum=0.9, eps=1e-6),
+        dict(block_size=BLOCK, threads=2, compiled=False),
+        id="graves-numpy-2threads",
+    ),
 ]
 SHAPES = {"scalar": (), "bias": (7,), "weight": (3, 5), "kernel": (2, 3, 4), "big": (BIG,)}
 # per-tensor gradient scale and mean: RMSprop's normalisation and Graves'

@@ -1,0 +1,83 @@
+"""Graves' step as one compiled loop: the fast path, used when numba is installed.
+
+numpy evaluates eqs. 38-41 one operation at a time, so even the blocked driver
+in :mod:`graves.blocks` makes 16 passes over every block.  A compiled loop makes
+one pass, keeping each element's intermediate values in registers, and so
+reads ``w, ∇, n, g, Δ`` and writes ``w, n, g, Δ`` once per step: the 9-pass
+memory floor of chapter 10.
+
+:func:`graves.core.graves_step` stays the one statement of the formula.  The
+loop below is its compiled transcription: the same operations on the same
+operands in the same order, with the hyperparameters rounded to the parameter's
+dtype exactly as numpy rounds them, so that both paths give the same bits
+(``tests/test_fused.py`` checks this on random data, float32 and float64).  It
+is used only for float32 and float64; anything else, and every other step
+function, runs on the numpy path.
+
+numba is optional.  Without it, :data:`AVAILABLE` is False and the package runs
+on numpy alone; an optimizer built with ``compiled=False`` does so as well.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import core
+
+try:
+    import numba
+except ImportError:  # the pure-numpy path is complete on its own
+    numba = None
+
+#: True when the compiled kernels can be used in this environment.
+AVAILABLE = numba is not None
+
+#: dtypes the kernels are compiled for; float16 arithmetic stays with numpy,
+#: which rounds every operation to float16 in a way numba does not reproduce.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _graves_loop(w, grad, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps):
+    # The order of every operation is core.graves_step's, so the rounding is too:
+    # ema_update computes (decay·average) + ((1 − decay)·x), and the step
+    # divides ∇ by the root before multiplying by lr.
+    for i in range(w.size):
+        x = grad[i]
+        n_i = n[i] * alpha + (x * x) * one_minus_alpha
+        g_i = g[i] * alpha + x * one_minus_alpha
+        d_i = delta[i] * momentum - (x / np.sqrt((n_i - g_i * g_i) + eps)) * lr
+        n[i] = n_i
+        g[i] = g_i
+        delta[i] = d_i
+        w[i] = w[i] + d_i
+
+
+if AVAILABLE:
+    # nogil: threads over chunks run in parallel; error_model="numpy": x/0 gives
+    # inf or NaN as in numpy instead of raising; cache: compile once per machine.
+    _graves_kernel = numba.njit(nogil=True, error_model="numpy", cache=True)(_graves_loop)
+
+
+def graves_step(w, grad, state: core.CenteredState, *, lr, alpha, momentum, eps, scratch=None) -> None:
+    """:func:`graves.core.graves_step` in one compiled pass (same arguments, same bits).
+
+    ``scratch`` is accepted for the driver's sake and not needed: the loop keeps
+    its temporaries in registers.
+    """
+    dt = w.dtype.type
+    # numpy rounds a Python float operand to the array's dtype (NEP 50); so do we
+    _graves_kernel(
+        w, grad, state.n, state.g, state.delta, dt(lr), dt(alpha), dt(1.0 - alpha), dt(momentum), dt(eps)
+    )
+
+
+_KERNELS: dict[Callable, Callable] = {core.graves_step: graves_step} if AVAILABLE else {}
+
+
+def kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:
+    """The compiled equivalent of the core function ``step`` for ``dtype``, or None."""
+    if np.dtype(dtype) not in DTYPES:
+        return None
+    return _KERNELS.get(step)

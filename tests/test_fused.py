@@ -1,0 +1,119 @@
+"""The compiled one-pass kernel (graves.fused) gives the numpy core's bits.
+
+The kernel is a second transcription of eqs. 38-41, kept only for speed; these
+tests are what allow it to exist: on any input where it runs, it must agree
+with graves.core.graves_step bit for bit, or the package would have two
+different answers depending on whether numba is installed.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import graves
+from graves import core, fused
+from graves.blocks import BlockRunner
+
+needs_numba = pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
+
+
+def run_both(w0, grads, hyper, **options):
+    """Trajectories of the compiled and the numpy path from the same start."""
+    out = []
+    for compiled in (True, False):
+        opt = graves.RMSpropGraves(**hyper, compiled=compiled, **options)
+        w = w0.copy()
+        for grad in grads:
+            opt.update({"w": w}, {"w": grad})
+        out.append((w, opt.state["w"]))
+    return out
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    size=st.integers(1, 3000),
+    steps=st.integers(1, 12),
+    scale=st.sampled_from([1e-6, 1e-2, 1.0, 1e3]),
+    lr=st.floats(1e-6, 1e-1),
+    alpha=st.floats(0.0, 0.999),
+    momentum=st.floats(0.0, 0.99),
+    eps=st.sampled_from([0.0, 1e-8, 1e-4, 1e-1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compiled_path_gives_the_numpy_path_bits(dtype, size, steps, scale, lr, alpha, momentum, eps, seed):
+    rng = np.random.default_rng(seed)
+    w0 = rng.standard_normal(size).astype(dtype)
+    # a common mean plus noise, so that n - g² is sometimes tiny and the root sensitive
+    grads = [(scale * (1.0 + 0.1 * rng.standard_normal(size))).astype(dtype) for _ in range(steps)]
+    hyper = dict(lr=lr, alpha=alpha, momentum=momentum, eps=eps)
+    with np.errstate(all="ignore"):  # eps = 0 may divide by a zero spread: both paths must give the same inf/NaN
+        (w_c, s_c), (w_n, s_n) = run_both(w0, grads, hyper)
+    np.testing.assert_array_equal(w_c, w_n)
+    for a, b in zip(s_c, s_n):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threads_and_odd_sizes_give_the_same_bits(dtype, threads):
+    rng = np.random.default_rng(7)
+    size = 2**17 + 13  # above the one-thread limit, not a multiple of anything
+    w0 = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+    (w_c, s_c), (w_n, s_n) = run_both(w0, grads, {}, threads=threads)
+    np.testing.assert_array_equal(w_c, w_n)
+    for a, b in zip(s_c, s_n):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_numba
+def test_strided_inputs_match_the_core_function():
+    rng = np.random.default_rng(3)
+    size = 1001
+    base = rng.standard_normal((5, 2 * size))
+    w_c, w_n = base[0, ::2].copy(), base[0, ::2].copy()
+    grad = base[1, ::2]  # a strided view: the kernel must not assume contiguity
+    states = [core.CenteredState(*(np.zeros(size) for _ in range(3))) for _ in range(2)]
+    hyper = dict(lr=1e-3, alpha=0.95, momentum=0.9, eps=1e-4)
+    for _ in range(4):
+        fused.graves_step(w_c, grad, states[0], **hyper)
+        core.graves_step(w_n, grad, states[1], **hyper)
+    np.testing.assert_array_equal(w_c, w_n)
+
+
+def test_kernel_is_offered_only_where_it_is_exact():
+    assert fused.kernel_for(core.graves_step, np.float16) is None
+    assert fused.kernel_for(core.rmsprop_step, np.float64) is None
+    assert fused.kernel_for(core.centered_rmsprop_step, np.float64) is None
+    expected = fused.graves_step if fused.AVAILABLE else None
+    assert fused.kernel_for(core.graves_step, np.float64) is expected
+
+
+def test_numpy_path_runs_when_compiled_kernels_are_missing(monkeypatch):
+    # what a machine without numba does: the runner falls back to the blocked core
+    calls = []
+    runner = BlockRunner(block_size=64, threads=1, compiled=True)
+    w = np.ones(100)
+    state = core.CenteredState(*(np.zeros(100) for _ in range(3)))
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["scratch"].shape)
+        core.graves_step(*args, **kwargs)
+
+    if fused.AVAILABLE:
+        monkeypatch.setattr(fused, "_KERNELS", {spy: fused.graves_step})
+        runner.run(spy, w, np.ones(100), state, lr=1e-3, alpha=0.95, momentum=0.9, eps=1e-4)
+        assert calls == [], "the kernel must replace the function it is registered for"
+        monkeypatch.setattr(fused, "_KERNELS", {})
+    runner.run(spy, w, np.ones(100), state, lr=1e-3, alpha=0.95, momentum=0.9, eps=1e-4)
+    assert calls == [(2, 64), (2, 36)], "without a kernel the step runs block by block"
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_compiled_must_be_a_bool(bad):
+    with pytest.raises(TypeError, match="compiled"):
+        graves.RMSpropGraves(compiled=bad)
