@@ -1,8 +1,10 @@
 """Time per parameter of one centered step against the number of parameters.
 
 Versions: the naive transcription (a new array per operation), in-place ufuncs
-over whole arrays, the blocked driver on one thread, and the package's
-``RMSpropGraves.update`` with its default threads; and the floor, 9 passes over
+over whole arrays, the blocked numpy driver on one thread, and the package's
+update on its default threads in both paths: ``RMSpropGraves(compiled=False)``
+(blocked numpy) and ``RMSpropGraves`` as shipped (the compiled one-pass
+kernel); and the floor, 9 passes over
 memory at the streaming bandwidth measured at the same size, on one thread and
 on the package's default number of threads.  float64, one parameter array.
 
@@ -43,14 +45,17 @@ def measure(size: int, dtype=np.float64) -> dict:
     def naive():
         naive_state[:] = naive_step(w, grad, *naive_state, **HYPER)
 
-    whole, blocked = WholeArrays(w), Blocked(1, graves.blocks.DEFAULT_BLOCK_SIZE)
-    whole_state = blocked_state = zeros()  # shared, to fit 1e8 parameters in memory: values do not matter
-    opt = graves.RMSpropGraves(**HYPER)
+    opt, opt_numpy = graves.RMSpropGraves(**HYPER), graves.RMSpropGraves(**HYPER, compiled=False)
     params, grads = {"w": w}, {"w": grad}
+    opt.update(params, grads)  # makes the state (and compiles the kernel, or loads it from numba's cache)
+    whole, blocked = WholeArrays(w), Blocked(1, graves.blocks.DEFAULT_BLOCK_SIZE)
+    # the optimizer's state serves the two drivers too, to fit 1e8 parameters in memory: values do not matter
+    whole_state = blocked_state = opt.state["w"]
     fns = {
         "naive": naive,
         "in-place, whole arrays": lambda: whole.step(w, grad, whole_state),
         "blocked, 1 thread": lambda: blocked.step(w, grad, blocked_state),
+        "RMSpropGraves(compiled=False).update": lambda: opt_numpy.update(params, grads),
         "RMSpropGraves.update": lambda: opt.update(params, grads),
     }
     repeat = 3 if size >= 3 * 10**7 else 5

@@ -1,14 +1,19 @@
 """The figures the performance chapter promises, each ratio taken within this one run.
 
-1. 10M parameters in one array, float64 and float32: ``RMSpropGraves.update``
-   (default threads) against the 9-pass floor measured on the same number of
-   threads, and against the naive transcription; the driver alone and a
-   one-thread update for comparison.
+The package has two paths for Graves' step, and every figure is taken for both:
+``RMSpropGraves.update`` as shipped (``compiled=True``, the one-pass numba
+kernel of ``graves.fused``) and ``RMSpropGraves(compiled=False).update`` (the
+blocked, threaded numpy driver, what runs without numba).
+
+1. 10M parameters in one array, float64 and float32: each update (default
+   threads) against the 9-pass floor measured on the same number of threads,
+   and against the naive transcription; the kernel and the numpy driver alone,
+   and one-thread updates, for comparison.
 2. 5,000 arrays of 200 float64 elements: the source document's per-key loop,
-   the package on 5,000 separate arrays, and the package on packed views
+   and each path on 5,000 separate arrays and on packed views
    (``graves.packing.pack``).
 3. Extra memory per step (``tracemalloc`` peak, after a first step has made
-   the state and the scratch) of the naive step and of ``update``.
+   the state and the scratch) of the naive step and of each update.
 
     .venv/bin/python benchmarks/bench_targets.py
 
@@ -28,11 +33,14 @@ import graves  # noqa: E402
 from graves import core, packing  # noqa: E402
 
 from common import bandwidth_from, best_times, floor_seconds, save, stream_functions  # noqa: E402
-from versions import HYPER, Blocked, PerKeyLoop, naive_step  # noqa: E402
+from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
 
 SIZE = 10_000_000
 KEYS, KEY_SIZE = 5_000, 200
 REPEAT = 11  # best of 11 interleaved repetitions
+
+#: the two paths of the package: name suffix -> constructor options
+PATHS = {"": {}, ", compiled=False": {"compiled": False}}
 
 
 def one_array(dtype) -> dict:
@@ -40,39 +48,39 @@ def one_array(dtype) -> dict:
     w = rng.standard_normal(SIZE).astype(dtype)
     grad = rng.standard_normal(SIZE).astype(dtype)
     params, grads = {"w": w}, {"w": grad}
-    opt = graves.RMSpropGraves(**HYPER)
-    opt1 = graves.RMSpropGraves(**HYPER, threads=1)
-    threads = opt._runner.threads_for(SIZE)
+    opts = {tag: graves.RMSpropGraves(**HYPER, **o) for tag, o in PATHS.items()}
+    opts1 = {tag: graves.RMSpropGraves(**HYPER, threads=1, **o) for tag, o in PATHS.items()}
+    threads = opts[""]._runner.threads_for(SIZE)
     driver = Blocked(threads, graves.blocks.DEFAULT_BLOCK_SIZE)
+    kernel = Compiled(threads)
     driver_state = core.CenteredState(*(np.zeros(SIZE, dtype) for _ in range(3)))
     naive_state = [np.zeros(SIZE, dtype) for _ in range(3)]
 
     def naive():
         naive_state[:] = naive_step(w, grad, *naive_state, **HYPER)
 
+    kernel.step(w, grad, driver_state)  # compile (or load from the cache) before timing
     streams_n, moved_n = stream_functions(SIZE, dtype, threads, f", {threads} threads")
     streams_1, moved_1 = stream_functions(SIZE, dtype, 1, ", 1 thread")
-    times = best_times(
-        {
-            "naive": naive,
-            "update": lambda: opt.update(params, grads),
-            "update, 1 thread": lambda: opt1.update(params, grads),
-            "driver alone": lambda: driver.step(w, grad, driver_state),
-            **streams_n,
-            **streams_1,
-        },
-        repeat=REPEAT,
-    )
+    fns = {"naive": naive}
+    for tag in PATHS:
+        fns[f"update{tag}"] = lambda o=opts[tag]: o.update(params, grads)
+        fns[f"update{tag}, 1 thread"] = lambda o=opts1[tag]: o.update(params, grads)
+    fns["kernel alone"] = lambda: kernel.step(w, grad, driver_state)
+    fns["numpy driver alone"] = lambda: driver.step(w, grad, driver_state)
+    times = best_times({**fns, **streams_n, **streams_1}, repeat=REPEAT)
     bw_n, bw_1 = bandwidth_from(times, moved_n), bandwidth_from(times, moved_1)
     times = {k: v for k, v in times.items() if not k.startswith("stream")}
     floor_n = floor_seconds(SIZE, dtype, bw_n["best"])
     floor_1 = floor_seconds(SIZE, dtype, bw_1["best"])
-    ratios = {
-        "update / floor (same threads)": times["update"] / floor_n,
-        "driver alone / floor (same threads)": times["driver alone"] / floor_n,
-        "update, 1 thread / floor, 1 thread": times["update, 1 thread"] / floor_1,
-        "naive / update": times["naive"] / times["update"],
-    }
+    ratios = {}
+    for tag in PATHS:
+        ratios[f"update{tag} / floor (same threads)"] = times[f"update{tag}"] / floor_n
+        ratios[f"update{tag}, 1 thread / floor, 1 thread"] = times[f"update{tag}, 1 thread"] / floor_1
+        ratios[f"naive / update{tag}"] = times["naive"] / times[f"update{tag}"]
+    ratios["kernel alone / floor (same threads)"] = times["kernel alone"] / floor_n
+    ratios["numpy driver alone / floor (same threads)"] = times["numpy driver alone"] / floor_n
+    ratios["update, compiled=False / update"] = times["update, compiled=False"] / times["update"]
     return {
         "dtype": np.dtype(dtype).name,
         "size": SIZE,
@@ -90,32 +98,32 @@ def many_arrays() -> dict:
     params = {k: rng.standard_normal(KEY_SIZE) for k in keys}
     grads = {k: rng.standard_normal(KEY_SIZE) for k in keys}
     loop_params = {k: v.copy() for k, v in params.items()}
-    sep_params = {k: v.copy() for k, v in params.items()}
-    _, packed_params = packing.pack(params)
-    _, packed_grads = packing.pack(grads)
     loop = PerKeyLoop(**HYPER)
-    separate = graves.RMSpropGraves(**HYPER)
-    packed = graves.RMSpropGraves(**HYPER)
-    times = best_times(
-        {
-            "document-style loop": lambda: loop.update(loop_params, grads),
-            "update, separate arrays": lambda: separate.update(sep_params, grads),
-            "update, packed views": lambda: packed.update(packed_params, packed_grads),
-        },
-        repeat=REPEAT,
-    )
-    for k in keys:  # same inputs, same steps: the packed run equals the per-key run
-        np.testing.assert_array_equal(sep_params[k], packed_params[k])
-    return {
-        "keys": KEYS,
-        "key_size": KEY_SIZE,
-        "dtype": "float64",
-        "seconds": times,
-        "ratios": {
-            "document-style loop / packed": times["document-style loop"] / times["update, packed views"],
-            "document-style loop / separate": times["document-style loop"] / times["update, separate arrays"],
-        },
-    }
+    fns = {"document-style loop": lambda: loop.update(loop_params, grads)}
+    runs = {}
+    for tag, o in PATHS.items():
+        sep_params = {k: v.copy() for k, v in params.items()}
+        _, packed_params = packing.pack(params)
+        _, packed_grads = packing.pack(grads)
+        separate, packed = graves.RMSpropGraves(**HYPER, **o), graves.RMSpropGraves(**HYPER, **o)
+        fns[f"update{tag}, separate arrays"] = lambda o=separate, p=sep_params: o.update(p, grads)
+        fns[f"update{tag}, packed views"] = lambda o=packed, p=packed_params, g=packed_grads: o.update(p, g)
+        runs[tag] = (sep_params, packed_params, separate, packed)
+    times = best_times(fns, repeat=REPEAT)
+    # same inputs, same number of steps: packed equals per-key, compiled equals numpy, bit for bit
+    ref_sep, ref_packed, a, b = runs[""]
+    for tag, (sep, packed_params, c, d) in runs.items():
+        assert a.step_count == b.step_count == c.step_count == d.step_count
+        for k in keys:
+            np.testing.assert_array_equal(ref_sep[k], sep[k])
+            np.testing.assert_array_equal(ref_sep[k], packed_params[k])
+    ratios = {}
+    for tag in PATHS:
+        for layout in ("packed views", "separate arrays"):
+            ratios[f"document-style loop / update{tag}, {layout}"] = (
+                times["document-style loop"] / times[f"update{tag}, {layout}"]
+            )
+    return {"keys": KEYS, "key_size": KEY_SIZE, "dtype": "float64", "seconds": times, "ratios": ratios}
 
 
 def peak_bytes(step) -> int:
@@ -140,30 +148,32 @@ def memory() -> dict:
     def naive():
         naive_state[:] = naive_step(w, grad, *naive_state, **HYPER)
 
-    opt = graves.RMSpropGraves(**HYPER)
     params, grads = {"w": w}, {"w": grad}
-    peaks = {"naive": peak_bytes(naive), "update": peak_bytes(lambda: opt.update(params, grads))}
+    peaks = {"naive": peak_bytes(naive)}
     keys = {f"layer{i}": rng.standard_normal(KEY_SIZE) for i in range(KEYS)}
     _, packed_params = packing.pack(keys)
     _, packed_grads = packing.pack({k: rng.standard_normal(KEY_SIZE) for k in keys})
-    opt2 = graves.RMSpropGraves(**HYPER)
-    peaks["update, 5000 packed arrays"] = peak_bytes(lambda: opt2.update(packed_params, packed_grads))
+    for tag, o in PATHS.items():
+        opt = graves.RMSpropGraves(**HYPER, **o)
+        peaks[f"update{tag}"] = peak_bytes(lambda: opt.update(params, grads))
+        opt2 = graves.RMSpropGraves(**HYPER, **o)
+        peaks[f"update{tag}, 5000 packed arrays"] = peak_bytes(lambda: opt2.update(packed_params, packed_grads))
     return {
         "size": SIZE,
         "dtype": "float64",
         "array_bytes": SIZE * 8,
-        "threads": opt._runner.threads_for(SIZE),
+        "threads": graves.blocks.default_threads(SIZE),
         "block_size": graves.blocks.DEFAULT_BLOCK_SIZE,
         "peak_bytes": peaks,
     }
 
 
 def main() -> None:
-    out = {"one_array": [], "many_arrays": None, "memory": None}
+    out = {"one_array": [], "many_arrays": None, "memory": None, "numba": graves.fused.numba.__version__}
     for dtype in (np.float64, np.float32):
         r = one_array(dtype)
         out["one_array"].append(r)
-        print(f"  {r['dtype']} 10M, {r['threads']} threads: " + ", ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
+        print(f"  {r['dtype']} 10M, {r['threads']} threads: " + "; ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
     out["many_arrays"] = m = many_arrays()
     print("  5000 arrays: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in m["seconds"].items()) + ", "
           + ", ".join(f"{k} {v:.1f}x" for k, v in m["ratios"].items()), flush=True)

@@ -52,6 +52,9 @@ def machine() -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        # 1-minute load average when the results were saved: above ~0.5 other programs
+        # shared the cores (and the memory bus) with the benchmark, and ratios are noisier
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "command": " ".join([Path(sys.executable).name] + sys.argv),
     }
 

@@ -2,15 +2,18 @@
 
     .venv/bin/python benchmarks/run_all.py                      # all, about 3 minutes on 2 cores
     .venv/bin/python benchmarks/run_all.py --max-size 1e7       # skip the 1e8-parameter roofline points
-    .venv/bin/python benchmarks/run_all.py --fused-python /path/to/python   # numba's comparison too
+    .venv/bin/python benchmarks/run_all.py --numexpr-python /path/to/python   # numexpr's comparison too
 
 Run it on a quiet machine: the scripts take the best of several interleaved
 repetitions, which removes short bursts of load but not a busy core.  Then
 re-execute book/10_performance.ipynb, which reads the results.
 
-bench_fused.py needs numba, which is not a dependency of graves; it runs with
-``--fused-python`` (an interpreter that has numba and graves), or with this
-interpreter if numba happens to be installed, and is skipped otherwise.
+Every script measures both paths of the package: the compiled one-pass
+kernel (numba, from requirements.txt; ``RMSpropGraves`` by default) and the
+blocked numpy driver (``compiled=False``).  bench_fused.py compares them with
+numexpr, which is not a dependency; it runs with ``--numexpr-python`` (an
+interpreter that has numexpr, numba and graves), or with this interpreter if
+numexpr happens to be installed, and is skipped otherwise.
 """
 
 from __future__ import annotations
@@ -35,18 +38,20 @@ def run(python: str, script: str, *args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark of chapter 10.")
     parser.add_argument("--max-size", default="1e8", help="largest roofline size (default 1e8)")
-    parser.add_argument("--fused-python", help="a Python with numba (and graves) for bench_fused.py")
+    parser.add_argument("--numexpr-python", help="a Python with numexpr, numba and graves for bench_fused.py")
     args = parser.parse_args()
+    if importlib.util.find_spec("numba") is None:
+        sys.exit("numba is not installed: pip install -r requirements.txt (the benchmarks measure both paths)")
     t0 = time.perf_counter()
     run(sys.executable, "bench_targets.py")
     run(sys.executable, "bench_blocks.py")
     run(sys.executable, "bench_roofline.py", "--max-size", args.max_size)
-    if args.fused_python:
-        run(args.fused_python, "bench_fused.py")
-    elif importlib.util.find_spec("numba") is not None:
+    if args.numexpr_python:
+        run(args.numexpr_python, "bench_fused.py")
+    elif importlib.util.find_spec("numexpr") is not None:
         run(sys.executable, "bench_fused.py")
     else:
-        print("== bench_fused.py skipped: numba is not installed (see --fused-python)")
+        print("== bench_fused.py skipped: numexpr is not installed (see --numexpr-python)")
     print(f"all benchmarks: {time.perf_counter() - t0:.0f} s; results in {HERE / 'results'}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graves import core
+from graves import core, fused
 from graves.blocks import BlockRunner
 
 HYPER = dict(lr=1e-4, alpha=0.95, momentum=0.9, eps=1e-4)
@@ -56,10 +56,24 @@ class WholeArrays:
 
 
 class Blocked:
-    """The package's driver on one flat array: cache-sized blocks, ``threads`` threads."""
+    """The package's numpy driver on one flat array: cache-sized blocks,
+    ``threads`` threads (``compiled=False``: never the compiled kernel)."""
 
     def __init__(self, threads, block_size):
-        self.runner = BlockRunner(block_size, threads)
+        self.runner = BlockRunner(block_size, threads, compiled=False)
+
+    def step(self, w, grad, state):
+        self.runner.run(core.graves_step, w, grad, state, **HYPER)
+
+
+class Compiled:
+    """The package's compiled one-pass kernel (:mod:`graves.fused`) on one flat
+    array, one contiguous stretch per thread, as ``RMSpropGraves.update`` runs it."""
+
+    def __init__(self, threads):
+        if fused.kernel_for(core.graves_step, np.float64) is None:
+            raise RuntimeError("numba is not installed: the compiled kernel is not available")
+        self.runner = BlockRunner(threads=threads, compiled=True)
 
     def step(self, w, grad, state):
         self.runner.run(core.graves_step, w, grad, state, **HYPER)
