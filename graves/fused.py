@@ -54,10 +54,34 @@ def _graves_loop(w, grad, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps
         w[i] = w[i] + d_i
 
 
+def _count_nonfinite_loop(bits, exponent_mask):
+    # A float is NaN or infinite exactly when its exponent bits are all ones.
+    # Integer tests on the raw bits vectorise (a float comparison chain with an
+    # early exit would not), so the check reads the array once at memory speed.
+    count = 0
+    for i in range(bits.size):
+        count += (bits[i] & exponent_mask) == exponent_mask
+    return count
+
+
 if AVAILABLE:
     # nogil: threads over chunks run in parallel; error_model="numpy": x/0 gives
     # inf or NaN as in numpy instead of raising; cache: compile once per machine.
     _graves_kernel = numba.njit(nogil=True, error_model="numpy", cache=True)(_graves_loop)
+    _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(_count_nonfinite_loop)
+
+#: Unsigned integer views and exponent masks of the dtypes in DTYPES.
+_EXPONENT_BITS = {
+    np.dtype(np.float32): (np.uint32, np.uint32(0x7F800000)),
+    np.dtype(np.float64): (np.uint64, np.uint64(0x7FF0000000000000)),
+}
+
+
+def count_nonfinite(x: np.ndarray) -> int:
+    """The number of NaN and infinite elements of the flat, contiguous float32 or
+    float64 array ``x``, in one compiled pass (needs :data:`AVAILABLE`)."""
+    unsigned, mask = _EXPONENT_BITS[x.dtype]
+    return int(_count_nonfinite_kernel(x.view(unsigned), mask))
 
 
 def graves_step(w, grad, state: core.CenteredState, *, lr, alpha, momentum, eps, scratch=None) -> None:

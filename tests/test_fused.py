@@ -117,3 +117,45 @@ def test_numpy_path_runs_when_compiled_kernels_are_missing(monkeypatch):
 def test_compiled_must_be_a_bool(bad):
     with pytest.raises(TypeError, match="compiled"):
         graves.RMSpropGraves(compiled=bad)
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    size=st.integers(1, 5000),
+    bad=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from([np.nan, np.inf, -np.inf])), max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_count_nonfinite_counts_exactly_what_isfinite_rejects(dtype, size, bad, seed):
+    # the largest finite values and subnormals must not count: only an all-ones exponent does
+    rng = np.random.default_rng(seed)
+    info = np.finfo(dtype)
+    x = rng.choice(np.array([0.0, -0.0, 1.0, info.max, -info.max, info.tiny / 4, info.eps], dtype=dtype), size)
+    for where, value in bad:
+        x[int(where * size)] = value
+    assert fused.count_nonfinite(x) == np.count_nonzero(~np.isfinite(x))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_compiled_finiteness_check_finds_a_single_bad_element(dtype, threads):
+    runner = BlockRunner(block_size=16, threads=threads, compiled=True)
+    x = np.full(1001, np.finfo(dtype).max, dtype=dtype)  # a sum would overflow; the count must not care
+    assert runner.all_finite(x)
+    for position in (0, 500, 1000):
+        y = x.copy()
+        y[position] = np.nan
+        assert not runner.all_finite(y)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_nonfinite_gradient_in_a_large_array_is_caught_on_both_paths(compiled):
+    opt = graves.RMSpropGraves(compiled=compiled, threads=2, block_size=64)
+    w = np.zeros(10_000)
+    grad = np.ones(10_000)
+    grad[7_777] = -np.inf
+    with pytest.raises(FloatingPointError, match="'w'"):
+        opt.update({"w": w}, {"w": grad})
+    assert not w.any() and opt.state == {}
