@@ -103,17 +103,27 @@ STREAMS = {
 }
 
 
+def step_footprint_length(size: int) -> int:
+    """Elements in each of two stream arrays that together cover a step's five arrays."""
+    return (5 * size + 1) // 2
+
+
 def stream_functions(size: int, dtype, threads: int, tag: str = "", arrays=None) -> tuple[dict, dict]:
-    """Streaming kernels on two ``size``-element arrays, ready for :func:`best_times`.
+    """Streaming kernels for a step on ``size`` elements, ready for :func:`best_times`.
 
     Returns ``(functions, bytes_moved)``, keyed ``"stream <name><tag>"``.  Timing
     them in the same :func:`best_times` call as the versions they are compared
     with interleaves their repetitions, so load from other programs hits both.
-    ``arrays``: two arrays to overwrite (default: two new ones).
+    ``arrays``: two arrays to overwrite; by default two new ones of
+    :func:`step_footprint_length` elements, the step's footprint, so that the
+    streams stay out of cache whenever the step's arrays do (two arrays of
+    ``size`` elements could sit largely in a last-level cache that the step's
+    five overflow, and overstate the bandwidth).
     """
     dtype = np.dtype(dtype)
     if arrays is None:
-        a, b = np.ones(size, dtype), np.ones(size, dtype)
+        length = step_footprint_length(size)
+        a, b = np.ones(length, dtype), np.ones(length, dtype)
     else:  # write every page: never-written memory reads as the kernel's shared zero page, too fast
         (a, b) = arrays
         a.fill(1)
@@ -122,7 +132,7 @@ def stream_functions(size: int, dtype, threads: int, tag: str = "", arrays=None)
     for name, (kernel, passes) in STREAMS.items():
         key = f"stream {name}{tag}"
         fns[key] = lambda k=kernel: in_chunks(k, (a, b), threads)
-        moved[key] = passes * size * dtype.itemsize
+        moved[key] = passes * a.size * dtype.itemsize
     return fns, moved
 
 
