@@ -53,13 +53,16 @@ class CenteredVariant(NamedTuple):
     unscaled step in Δ and multiplies by ``lr`` on the way out (PyTorch);
     ``nesterov`` adds the look-ahead of Optax's ``trace`` (only with
     ``lr_in_buffer``, the one combination a library offers); ``bias_correction``
-    divides both averages by ``1 - alpha**t`` before use (Optax's option).
+    divides both averages by ``1 - alpha**t`` before use (Optax's option);
+    ``centered=False`` is uncentered RMSprop: ``g`` is neither updated nor used
+    and the denominator is built from ``n`` alone (every library's default).
     """
 
     eps_in_sqrt: bool = True
     lr_in_buffer: bool = True
     nesterov: bool = False
     bias_correction: bool = False
+    centered: bool = True
 
 
 GRAVES = CenteredVariant()
@@ -138,7 +141,8 @@ def centered_rmsprop_step(
         w     ← w + delta                                          (eq. 41)
 
     ``variant`` moves ``eps`` out of the root, ``lr`` out of Δ, adds Nesterov's
-    look-ahead or bias correction (see :class:`CenteredVariant`); ``step`` is
+    look-ahead or bias correction, or drops the centering (see
+    :class:`CenteredVariant`); ``step`` is
     the 1-based step count that bias correction needs.
     """
     s, s2 = new_scratch(w) if scratch is None else scratch
@@ -147,10 +151,16 @@ def centered_rmsprop_step(
     # eqs. 38 and 39
     np.multiply(grad, grad, out=s)
     ema_update(n, s, alpha, scratch=s)
-    ema_update(g, grad, alpha, scratch=s)
+    if variant.centered:
+        ema_update(g, grad, alpha, scratch=s)
 
-    # the spread n - g², the denominator's argument
-    if variant.bias_correction:
+    # the spread n - g² (uncentered: n alone), the denominator's argument
+    if not variant.centered:
+        if variant.bias_correction:
+            np.divide(n, 1.0 - alpha**step, out=s)
+        else:
+            np.copyto(s, n)
+    elif variant.bias_correction:
         correction = 1.0 - alpha**step
         np.divide(g, correction, out=s)
         np.multiply(s, s, out=s)

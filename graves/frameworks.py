@@ -1,0 +1,561 @@
+"""Centered RMSprop as each library publishes it, on the one functional core.
+
+The libraries agree on the averages and differ in where they put the
+constants.  Each one here is :func:`graves.core.centered_rmsprop_step` with a
+:class:`graves.core.CenteredVariant` and a starting value of ``n``; none
+restates the formula.  Notation: ``∇`` the gradient, ``n`` the mean square,
+``g`` the mean gradient, ``Δ`` (or the library's ``b``) the momentum buffer,
+``d`` the denominator.
+
+========  =============================================  ==========  ===========  =========
+library   entry point (source file)                      eps         lr           initial n
+========  =============================================  ==========  ===========  =========
+chainer   ``chainer.optimizers.RMSpropGraves``           in the root inside Δ     0
+torch     ``torch.optim.RMSprop``                        outside     outside Δ    0
+keras     ``keras.optimizers.RMSprop`` (Keras 3)         in the root inside Δ     0
+tf1       ``tf.compat.v1.train.RMSPropOptimizer``        in the root inside Δ     1
+optax     ``optax.rmsprop``                              either      inside Δ     initial_scale
+dqn       DeepMind's ``NeuralQLearner.lua`` (2015)       in the root no momentum  0
+========  =============================================  ==========  ===========  =========
+
+:func:`make` builds one from the library's own keyword names and defaults;
+:func:`from_graves` translates a Graves/Chainer configuration into the closest
+configuration of a library.  The optimizers are :class:`graves.Optimizer`
+subclasses: the same checks, ``state_dict``/``load_state_dict``, ``save`` and
+:func:`graves.load`.  Their hyperparameters are attributes under the graves
+names ``lr``, ``alpha``, ``momentum`` and ``eps`` (set ``opt.lr`` between
+steps for a schedule); what fixes the variant (``centered``, Optax's flags)
+is read-only and travels in the checkpoint under ``config/``.
+
+Ranges are the package's, not always the library's: ``lr >= 0`` (0 is allowed,
+as schedules may end there), ``alpha`` and ``momentum`` in [0, 1), ``eps >= 0``.
+A configuration whose variant is Graves' own (Chainer, DQN, Keras, TF1 and
+Optax with their centered defaults) runs :func:`graves.core.graves_step` and
+so may take the compiled path of :mod:`graves.fused`; every other one runs
+:func:`graves.core.centered_rmsprop_step` on numpy.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from . import checks, core
+from .checks import Hyperparameter
+from .optimizers import Optimizer, RMSpropGraves
+
+LIBRARIES = ("chainer", "torch", "keras", "tf1", "optax", "dqn")
+
+#: Keywords of every graves optimizer (how a step runs, never what it computes),
+#: accepted by :func:`make` beside the library's own.
+RUN_OPTIONS = ("nonfinite", "block_size", "threads", "compiled")
+
+_REQUIRED = object()  # marks a keyword without a default (tf1's and optax's learning_rate)
+_GOLDEN = (1 + math.sqrt(5)) / 2
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def _fixed(value: float, why: str):
+    # the value itself, or its rounding to a float dtype (checks.hyperparameters_fit
+    # passes the rounded value, so that a fixed constant works in float16 too)
+    allowed = {float(t(value)) for t in (np.float16, np.float32, np.float64)}
+
+    def check(name: str, x: Any) -> float:
+        x = checks.real_number(name, x)
+        if x not in allowed:
+            raise ValueError(f"{name} is fixed at {value!r} ({why}); got {x!r}")
+        return x
+
+    return check
+
+
+class _StepFunction:
+    """``step_function``: on the class, :func:`graves.core.centered_rmsprop_step`; on an
+    optimizer, the function its next step runs.
+
+    Graves' own variant runs :func:`graves.core.graves_step`, which
+    :mod:`graves.fused` may replace by its compiled kernel.  Any other variant
+    runs ``centered_rmsprop_step`` with the variant and the 1-based step count
+    bound (``functools.partial``): no compiled kernel matches that, so it always
+    runs on numpy.  (The step count cannot travel with the hyperparameters:
+    ``BlockRunner.run`` takes its own first argument as ``step``.)
+    """
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return core.centered_rmsprop_step
+        if obj._variant == core.GRAVES:
+            return core.graves_step
+        return functools.partial(core.centered_rmsprop_step, variant=obj._variant, step=obj.step_count)
+
+
+class LibraryRMSprop(Optimizer):
+    """Base of the library optimizers; build them with :func:`make`.
+
+    A subclass declares its library's keywords (``signature``), which of them
+    are the graves hyperparameters (``renames``), which fix the variant
+    (``config_checks``), and :meth:`configure`, the variant and initial ``n``.
+    """
+
+    State = core.CenteredState
+    hyperparameter_names = ("lr", "alpha", "momentum", "eps")
+    step_function = _StepFunction()
+
+    lr = Hyperparameter(checks.non_negative, "learning rate")
+    alpha = Hyperparameter(checks.unit_interval, "decay of both averages")
+    momentum = Hyperparameter(checks.unit_interval, "momentum coefficient")
+    eps = Hyperparameter(checks.non_negative, "the library's epsilon")
+
+    _library: ClassVar[str]
+    signature: ClassVar[dict[str, Any]]  # library keyword -> default
+    renames: ClassVar[dict[str, str]]  # library keyword -> graves hyperparameter
+    config_checks: ClassVar[dict[str, Any]] = {}  # library keyword -> check
+
+    def __init__(self, **kwargs):
+        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+        hyper, config = self._translate(kwargs)
+        for name, value in hyper.items():
+            setattr(self, name, value)
+        self._set_config(config)
+        super().__init__(**options)
+
+    # -- keywords -----------------------------------------------------------------
+
+    @classmethod
+    def accepted(cls) -> str:
+        return ", ".join(cls.signature) + " (and the graves options " + ", ".join(RUN_OPTIONS) + ")"
+
+    @classmethod
+    def _translate(cls, kwargs: dict) -> tuple[dict, dict]:
+        """``(graves hyperparameters, config)`` from the library's keywords, all checked."""
+        unknown = [k for k in kwargs if k not in cls.signature]
+        if unknown:
+            raise TypeError(
+                f"make({cls._library!r}) got unexpected keyword argument(s) {unknown}{cls._hint(unknown)}; "
+                f"{cls._library} accepts {cls.accepted()}"
+            )
+        bound = {**cls.signature, **kwargs}
+        missing = [k for k, v in bound.items() if v is _REQUIRED]
+        if missing:
+            raise TypeError(f"make({cls._library!r}) needs {missing[0]}=...; {cls._library} accepts {cls.accepted()}")
+        bound = cls._prepare(bound)
+        hyper = {g: getattr(cls, g).check(k, bound[k]) for k, g in cls.renames.items()}
+        config = {k: check(k, bound[k]) for k, check in cls.config_checks.items()}
+        return hyper, config
+
+    @classmethod
+    def _hint(cls, unknown: list[str]) -> str:
+        return ""
+
+    @classmethod
+    def _prepare(cls, bound: dict) -> dict:
+        """Library-specific handling of keywords before the checks."""
+        return bound
+
+    @classmethod
+    def configure(cls, config: dict) -> tuple[core.CenteredVariant, float]:
+        """The variant and the initial ``n`` of a checked config."""
+        raise NotImplementedError
+
+    def library_kwargs(self) -> dict[str, Any]:
+        """The current configuration in the library's own keywords."""
+        d = {k: getattr(self, g) for k, g in self.renames.items()}
+        d.update(self._config)
+        return d
+
+    @classmethod
+    def from_hyperparameters(cls, hyperparameters: dict[str, Any]) -> "LibraryRMSprop":
+        # graves.load: graves names in, default config (load_state_dict restores the saved one)
+        return cls(**{k: hyperparameters[g] for k, g in cls.renames.items()})
+
+    # -- read-only configuration -----------------------------------------------------
+
+    def _set_config(self, config: dict) -> None:
+        self._config = dict(config)
+        self._variant, self._initial_n = self.configure(self._config)
+
+    @property
+    def library(self) -> str:
+        """The library's name, one of :data:`LIBRARIES`."""
+        return self._library
+
+    @property
+    def variant(self) -> core.CenteredVariant:
+        """Where the library places eps and lr, and its options."""
+        return self._variant
+
+    @property
+    def initial_n(self) -> float:
+        """The value the mean square ``n`` starts from."""
+        return self._initial_n
+
+    def initial_state(self, shape: tuple, dtype: np.dtype) -> core.CenteredState:
+        return core.CenteredState(np.full(shape, self._initial_n, dtype), np.zeros(shape, dtype), np.zeros(shape, dtype))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.library_kwargs().items())
+        return f"frameworks.make({self._library!r}, {args})"
+
+    # -- checkpoints: the base class's, plus the config ------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        for k, v in self._config.items():
+            d[f"config/{k}"] = v
+        return d
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"a state dict must be a dict, got {type(state_dict).__name__}")
+        rest = {k: v for k, v in state_dict.items() if not str(k).startswith("config/")}
+        owner = rest.get("optimizer")
+        owner = owner.item() if isinstance(owner, np.ndarray) and owner.ndim == 0 else owner
+        if owner != self.name:
+            super().load_state_dict(rest)  # raises, naming the optimizer the state belongs to
+        config = {}
+        for k, check in self.config_checks.items():
+            entry = f"config/{k}"
+            if entry not in state_dict:
+                raise ValueError(f"state dict has no entry {entry!r}; a {self.name} state needs {list(self.config_checks)}")
+            value = state_dict[entry]
+            if isinstance(value, np.ndarray):
+                if value.ndim != 0:
+                    raise ValueError(f"state dict entry {entry!r} must be a scalar, got shape {value.shape}")
+                value = value.item()
+            config[k] = check(entry, value)
+        extra = sorted(set(state_dict) - set(rest) - {f"config/{k}" for k in self.config_checks})
+        if extra:
+            raise ValueError(f"state dict has unexpected entries {extra[:5]}; is it from another configuration?")
+        super().load_state_dict(rest)  # checks everything else, then commits
+        self._set_config(config)
+
+
+class ChainerRMSpropGraves(LibraryRMSprop):
+    """Chainer's ``chainer.optimizers.RMSpropGraves`` (chainer/optimizers/rmsprop_graves.py,
+    ``update_core_cpu``): Graves' algorithm under Graves' names::
+
+        n ← α n + (1−α) ∇²
+        g ← α g + (1−α) ∇
+        Δ ← momentum Δ − lr ∇ / √(n − g² + eps)
+        w ← w + Δ
+
+    Defaults lr=1e-4, alpha=0.95, momentum=0.9, eps=1e-4.
+    """
+
+    name = "frameworks.chainer"
+    _library = "chainer"
+    signature = {"lr": 1e-4, "alpha": 0.95, "momentum": 0.9, "eps": 1e-4}
+    renames = {"lr": "lr", "alpha": "alpha", "momentum": "momentum", "eps": "eps"}
+
+    @classmethod
+    def configure(cls, config):
+        return core.GRAVES, 0.0
+
+
+class TorchRMSprop(LibraryRMSprop):
+    """PyTorch's ``torch.optim.RMSprop`` (torch/optim/rmsprop.py, ``_single_tensor_rmsprop``)::
+
+        n ← α n + (1−α) ∇²                     square_avg.mul_(alpha).addcmul_(grad, grad, 1-alpha)
+        g ← lerp(g, ∇, 1−α)                    centered only
+        d = √(n − g²) + eps                    centered; else √n + eps
+        b ← momentum b + ∇ / d                 buf.mul_(momentum).addcdiv_(grad, avg)
+        w ← w − lr b                           param.add_(buf, alpha=-lr)
+
+    eps sits outside the root and lr outside the buffer: under a schedule a
+    new lr rescales everything the buffer holds.  Defaults lr=1e-2,
+    alpha=0.99, eps=1e-8, momentum=0, centered=False.  ``weight_decay`` is
+    accepted only as 0 (add ``weight_decay * w`` to the gradient yourself:
+    that is all PyTorch does).
+    """
+
+    name = "frameworks.torch"
+    _library = "torch"
+    signature = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0.0, "centered": False}
+    renames = {"lr": "lr", "alpha": "alpha", "eps": "eps", "momentum": "momentum"}
+    config_checks = {"centered": _flag}
+
+    @classmethod
+    def _prepare(cls, bound):
+        wd = checks.real_number("weight_decay", bound["weight_decay"])
+        if wd != 0:
+            raise ValueError(
+                f"weight_decay={wd!r} is not supported (only 0): PyTorch adds weight_decay * w to the "
+                "gradient before the step; do that to the gradient you pass to update()"
+            )
+        return bound
+
+    @classmethod
+    def configure(cls, config):
+        return core.CenteredVariant(eps_in_sqrt=False, lr_in_buffer=False, centered=config["centered"]), 0.0
+
+
+class KerasRMSprop(LibraryRMSprop):
+    """Keras 3's ``keras.optimizers.RMSprop`` (keras/src/optimizers/rmsprop.py, ``update_step``)::
+
+        n ← ρ n + (1−ρ) ∇²
+        g ← ρ g + (1−ρ) ∇                      centered only
+        inc = lr ∇ / √(n − g² + ε)             centered; else lr ∇ / √(n + ε)
+        b ← momentum b + inc;  w ← w − b       (momentum = 0: w ← w − inc)
+
+    Graves' algorithm with b = −Δ.  Defaults learning_rate=1e-3, rho=0.9,
+    momentum=0, epsilon=1e-7, centered=False.
+    """
+
+    name = "frameworks.keras"
+    _library = "keras"
+    signature = {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
+    renames = {"learning_rate": "lr", "rho": "alpha", "momentum": "momentum", "epsilon": "eps"}
+    config_checks = {"centered": _flag}
+
+    @classmethod
+    def configure(cls, config):
+        return core.CenteredVariant(centered=config["centered"]), 0.0
+
+
+class TF1RMSProp(LibraryRMSprop):
+    """TensorFlow 1's ``tf.compat.v1.train.RMSPropOptimizer``: tensorflow/python/training/rmsprop.py
+    creates the slot ``rms`` with ``ones_initializer``, and ``ApplyCenteredRMSProp`` in
+    tensorflow/core/kernels/training_ops.cc computes::
+
+        n ← n + (∇² − n)(1−ρ)                  n starts at 1
+        g ← g + (∇ − g)(1−ρ)                   centered only (ApplyRMSProp otherwise)
+        b ← momentum b + lr ∇ / √(n − g² + ε)  uncentered: √(n + ε)
+        w ← w − b
+
+    Graves' algorithm with b = −Δ, except for the initial n = 1, which makes
+    the first steps smaller by a factor that fades as ρᵗ.  learning_rate is
+    required; defaults decay=0.9, momentum=0, epsilon=1e-10, centered=False.
+    """
+
+    name = "frameworks.tf1"
+    _library = "tf1"
+    signature = {"learning_rate": _REQUIRED, "decay": 0.9, "momentum": 0.0, "epsilon": 1e-10, "centered": False}
+    renames = {"learning_rate": "lr", "decay": "alpha", "momentum": "momentum", "epsilon": "eps"}
+    config_checks = {"centered": _flag}
+
+    @classmethod
+    def configure(cls, config):
+        return core.CenteredVariant(centered=config["centered"]), 1.0
+
+
+class OptaxRMSprop(LibraryRMSprop):
+    """Optax's ``optax.rmsprop`` (optax/_src/alias.py), a chain of ``scale_by_stddev``
+    (``scale_by_rms`` when not centered; optax/_src/transform.py),
+    ``scale_by_learning_rate`` and ``trace`` (optax/transforms/_accumulation.py)::
+
+        n ← decay n + (1−decay) ∇²             n starts at initial_scale
+        g ← decay g + (1−decay) ∇              centered only
+        n̂, ĝ = n, g, or n/(1−decayᵗ), g/(1−decayᵗ) with bias_correction
+        u = −lr ∇ / √(n̂ − ĝ² + eps)            eps_in_sqrt=False: −lr ∇ / (√(n̂ − ĝ²) + eps)
+        b ← u + momentum b                     trace (skipped when momentum is None)
+        w ← w + b                              nesterov: w ← w + u + momentum b
+
+    learning_rate is required; defaults decay=0.9, eps=1e-8, initial_scale=0,
+    eps_in_sqrt=True, centered=False, momentum=None (no trace: the attribute
+    ``momentum`` is then 0.0), nesterov=False (ignored without momentum, as in
+    Optax), bias_correction=False.  A schedule is not a keyword here: set
+    ``opt.lr`` before each step.
+    """
+
+    name = "frameworks.optax"
+    _library = "optax"
+    signature = {
+        "learning_rate": _REQUIRED,
+        "decay": 0.9,
+        "eps": 1e-8,
+        "initial_scale": 0.0,
+        "eps_in_sqrt": True,
+        "centered": False,
+        "momentum": None,
+        "nesterov": False,
+        "bias_correction": False,
+    }
+    renames = {"learning_rate": "lr", "decay": "alpha", "eps": "eps", "momentum": "momentum"}
+    config_checks = {
+        "initial_scale": checks.non_negative,
+        "eps_in_sqrt": _flag,
+        "centered": _flag,
+        "nesterov": _flag,
+        "bias_correction": _flag,
+    }
+
+    @classmethod
+    def _prepare(cls, bound):
+        bound = dict(bound)
+        if bound["momentum"] is None:  # no trace; nesterov has nothing to act on
+            _flag("nesterov", bound["nesterov"])
+            bound["momentum"], bound["nesterov"] = 0.0, False
+        return bound
+
+    @classmethod
+    def configure(cls, config):
+        variant = core.CenteredVariant(
+            eps_in_sqrt=config["eps_in_sqrt"],
+            nesterov=config["nesterov"],
+            bias_correction=config["bias_correction"],
+            centered=config["centered"],
+        )
+        return variant, config["initial_scale"]
+
+
+class DQNRMSprop(LibraryRMSprop):
+    """The RMSprop of DQN (Mnih et al., Nature 2015; deepmind/dqn, dqn/NeuralQLearner.lua,
+    ``qLearnMinibatch``)::
+
+        g  ← 0.95 g + 0.05 dw                  self.g:mul(0.95):add(0.05, self.dw)
+        g2 ← 0.95 g2 + 0.05 dw²
+        w  ← w + lr dw / √(g2 − g² + 0.01)      deltas:mul(0):addcdiv(lr, dw, tmp)
+
+    ``dw`` is the *negative* gradient (the network back-propagates the TD
+    error), so with ∇ = −dw this is Graves' step with alpha=0.95, eps=0.01 and
+    no momentum (g changes sign, g² does not).  The Lua code writes 0.95 and
+    0.01 as literals, so the only keyword is ``lr`` (default 2.5e-4, the
+    paper's); the attributes ``alpha``, ``momentum`` and ``eps`` exist for a
+    uniform interface but accept only 0.95, 0 and 0.01.  For other values
+    use ``make("chainer", ...)``.
+    """
+
+    name = "frameworks.dqn"
+    _library = "dqn"
+    signature = {"lr": 2.5e-4}
+    renames = {"lr": "lr"}
+    _WHY = "a literal in DQN's NeuralQLearner.lua; use make('chainer', ...) for other values"
+    alpha = Hyperparameter(_fixed(0.95, _WHY), "decay 0.95 of both averages")
+    momentum = Hyperparameter(_fixed(0.0, "DQN's update has no momentum"), "no momentum")
+    eps = Hyperparameter(_fixed(0.01, _WHY), "0.01, inside the root")
+
+    def __init__(self, **kwargs):
+        self.alpha, self.momentum, self.eps = 0.95, 0.0, 0.01
+        super().__init__(**kwargs)
+
+    @classmethod
+    def _hint(cls, unknown):
+        fixed = [k for k in unknown if k in ("alpha", "momentum", "eps", "rho", "decay", "epsilon")]
+        if not fixed:
+            return ""
+        return (
+            " (the DQN code fixes alpha=0.95 and eps=0.01 and has no momentum; "
+            "make('chainer', lr=..., alpha=..., momentum=0.0, eps=...) takes other values)"
+        )
+
+    @classmethod
+    def configure(cls, config):
+        return core.GRAVES, 0.0
+
+
+_CLASSES: dict[str, type[LibraryRMSprop]] = {
+    cls._library: cls
+    for cls in (ChainerRMSpropGraves, TorchRMSprop, KerasRMSprop, TF1RMSProp, OptaxRMSprop, DQNRMSprop)
+}
+assert tuple(_CLASSES) == LIBRARIES
+
+
+def _library_class(name: Any) -> type[LibraryRMSprop]:
+    if not isinstance(name, str):
+        raise TypeError(f"the library name must be a string, one of {list(LIBRARIES)}; got {name!r}")
+    if name not in _CLASSES:
+        raise ValueError(f"unknown library {name!r}; expected one of {list(LIBRARIES)}")
+    return _CLASSES[name]
+
+
+def make(name: str, **kwargs) -> LibraryRMSprop:
+    """The RMSprop of library ``name`` (one of :data:`LIBRARIES`), configured with that
+    library's own keyword names and defaults, e.g. ``make("torch", lr=0.01,
+    momentum=0.9, centered=True)``.  The graves options ``nonfinite``,
+    ``block_size``, ``threads`` and ``compiled`` are accepted too.
+
+    An unknown name raises ValueError; an unknown keyword TypeError; an
+    unsupported value (``weight_decay=0.1``, ``alpha=1.5``) ValueError or
+    TypeError.  Each message lists what is accepted.
+    """
+    return _library_class(name)(**kwargs)
+
+
+class Conversion(NamedTuple):
+    """A library configuration for a Graves/Chainer one: ``make(name, **kwargs)``.
+
+    ``exact``: the two give the same trajectory for every gradient sequence
+    and lr schedule (with this package, bit for bit).  ``note`` says what
+    differs when they do not.
+    """
+
+    kwargs: dict
+    exact: bool
+    note: str
+
+
+#: eps = TORCH_EPS_FACTOR · √ℸ keeps PyTorch's √v + eps within the smallest
+#: possible factor, √φ ≈ 1.272 (φ the golden ratio), of Graves' √(v + ℸ) over all v ≥ 0.
+TORCH_EPS_FACTOR = 1 / math.sqrt(_GOLDEN)
+
+
+def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: float = 0.9, eps: float = 1e-4) -> Conversion:
+    """The configuration of library ``name`` closest to ``graves.RMSpropGraves(lr, alpha, momentum, eps)``.
+
+    Exact for chainer, keras and optax (centered, eps in the root, no bias
+    correction).  Not exact for tf1 (n starts at 1), for torch unless
+    ``eps == 0`` and ``momentum == 0`` (eps outside the root; lr outside the
+    buffer), and for dqn unless ``alpha == 0.95``, ``eps == 0.01`` and
+    ``momentum == 0`` (its constants are literals).
+
+    PyTorch: no eps reproduces √(v + ℸ).  The minimax choice over all
+    v = n − g² ≥ 0 is eps = √(ℸ/φ) (φ the golden ratio): PyTorch's
+    denominator then stays within a factor √φ ≈ 1.272 of Graves', above or
+    below; eps = ℸ itself would make the first steps up to √ℸ/ℸ times larger.
+    """
+    _library_class(name)  # checks the name
+    g = RMSpropGraves  # the Graves configuration is checked as RMSpropGraves checks it
+    lr, alpha = g.lr.check("lr", lr), g.alpha.check("alpha", alpha)
+    momentum, eps = g.momentum.check("momentum", momentum), g.eps.check("eps", eps)
+    same = "the same algorithm as graves.RMSpropGraves"
+    if name == "chainer":
+        return Conversion(dict(lr=lr, alpha=alpha, momentum=momentum, eps=eps), True, f"Chainer's RMSpropGraves is {same}.")
+    if name == "keras":
+        kwargs = dict(learning_rate=lr, rho=alpha, momentum=momentum, epsilon=eps, centered=True)
+        return Conversion(kwargs, True, f"Keras 3 with centered=True is {same} (its momentum buffer is −Δ).")
+    if name == "optax":
+        kwargs = dict(
+            learning_rate=lr, decay=alpha, eps=eps, initial_scale=0.0, eps_in_sqrt=True, centered=True,
+            momentum=momentum if momentum > 0 else None, nesterov=False, bias_correction=False,
+        )
+        return Conversion(kwargs, True, f"Optax with centered=True, eps_in_sqrt=True, initial_scale=0 is {same}.")
+    if name == "tf1":
+        kwargs = dict(learning_rate=lr, decay=alpha, momentum=momentum, epsilon=eps, centered=True)
+        fade = math.ceil(math.log(1e-6) / math.log(alpha)) if alpha > 0 else 1
+        note = (
+            "TF1 starts the mean square n at 1, not 0, and no setting changes that: the early steps "
+            f"are smaller; the initial value's weight alpha**t falls below 1e-6 after {fade} steps."
+        )
+        return Conversion(kwargs, False, note)
+    if name == "torch":
+        torch_eps = TORCH_EPS_FACTOR * math.sqrt(eps)
+        kwargs = dict(lr=lr, alpha=alpha, eps=torch_eps, momentum=momentum, centered=True)
+        notes = []
+        if eps > 0:
+            notes.append(
+                f"PyTorch adds eps outside the root, √(n−g²) + eps, and no eps reproduces √(n−g²+{eps!r}); "
+                f"eps = √(ℸ/φ) = {torch_eps:.6g} keeps its denominator within a factor √φ ≈ 1.272 of Graves' "
+                "for every n−g² ≥ 0 (the smallest worst case)."
+            )
+        if momentum > 0:
+            notes.append(
+                "PyTorch keeps lr outside its momentum buffer: the trajectories agree (in exact arithmetic) "
+                "only while lr is constant; a schedule rescales PyTorch's whole buffer."
+            )
+        exact = not notes
+        return Conversion(kwargs, exact, " ".join(notes) or f"With eps=0 and momentum=0 PyTorch's centered RMSprop is {same}.")
+    # dqn
+    differ = [f"{k}={v!r} (DQN: {d!r})" for k, v, d in (("alpha", alpha, 0.95), ("momentum", momentum, 0.0), ("eps", eps, 0.01)) if v != d]
+    if differ:
+        note = "DQN's Lua code fixes alpha=0.95, eps=0.01 and has no momentum; this configuration has " + ", ".join(differ) + "."
+        return Conversion(dict(lr=lr), False, note)
+    return Conversion(dict(lr=lr), True, f"With alpha=0.95, momentum=0, eps=0.01, DQN's update is {same}.")
