@@ -43,7 +43,8 @@ def to_plain(opt: "Optimizer") -> dict[str, Any]:
     return d
 
 
-def _scalar(d: Mapping, entry: str) -> Any:
+def scalar_entry(d: Mapping, entry: str) -> Any:
+    """The scalar ``d[entry]`` (a 0-d array is unwrapped); a clear error if missing or not a scalar."""
     if entry not in d:
         raise ValueError(f"state dict has no entry {entry!r}")
     value = d[entry]
@@ -55,7 +56,7 @@ def _scalar(d: Mapping, entry: str) -> Any:
 
 
 def _counter(d: Mapping, entry: str) -> int:
-    value = _scalar(d, entry)
+    value = scalar_entry(d, entry)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"state dict entry {entry!r} must be a non-negative integer, got {value!r}")
     return int(value)
@@ -65,16 +66,16 @@ def restore(opt: "Optimizer", d: Any) -> None:
     """Check ``d`` against ``opt`` completely, then load it; on failure ``opt`` is unchanged."""
     if not isinstance(d, Mapping):
         raise TypeError(f"a state dict must be a dict, got {type(d).__name__}")
-    fmt = _scalar(d, "format")
+    fmt = scalar_entry(d, "format")
     if fmt != FORMAT:
         raise ValueError(f"state dict has format {fmt!r}; expected {FORMAT!r}")
-    owner = _scalar(d, "optimizer")
+    owner = scalar_entry(d, "optimizer")
     if owner != opt.name:
         raise ValueError(f"this state belongs to a {owner!r} optimizer, not to {opt.name!r}")
 
     descriptors = {name: getattr(type(opt), name) for name in opt.hyperparameter_names}
-    hyper = {name: descriptors[name].check(f"hp/{name}", _scalar(d, f"hp/{name}")) for name in descriptors}
-    nonfinite = type(opt).nonfinite.check("nonfinite", _scalar(d, "nonfinite"))
+    hyper = {name: descriptors[name].check(f"hp/{name}", scalar_entry(d, f"hp/{name}")) for name in descriptors}
+    nonfinite = type(opt).nonfinite.check("nonfinite", scalar_entry(d, "nonfinite"))
     counters = {name: _counter(d, name) for name in _COUNTERS}
 
     if "keys" not in d:
@@ -158,12 +159,12 @@ def from_plain(d: Mapping) -> "Optimizer":
     """A new optimizer of the class named in the state dict ``d``, with its state."""
     from .optimizers import registry
 
-    owner = _scalar(d, "optimizer")
+    owner = scalar_entry(d, "optimizer")
     classes = registry()
     if not isinstance(owner, str) or owner not in classes:
         raise ValueError(f"state dict entry 'optimizer' is {owner!r}; expected one of {sorted(classes)}")
     cls = classes[owner]
-    hyper = {name: getattr(cls, name).check(f"hp/{name}", _scalar(d, f"hp/{name}")) for name in cls.hyperparameter_names}
+    hyper = {name: getattr(cls, name).check(f"hp/{name}", scalar_entry(d, f"hp/{name}")) for name in cls.hyperparameter_names}
     opt = cls.from_hyperparameters(hyper)
     opt.load_state_dict(d)
     return opt

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from . import checks, core
+from . import checkpoint, checks, core
 from .checks import Hyperparameter
 from .optimizers import Optimizer, RMSpropGraves
 
@@ -221,17 +221,10 @@ class LibraryRMSprop(Optimizer):
         owner = owner.item() if isinstance(owner, np.ndarray) and owner.ndim == 0 else owner
         if owner != self.name:
             super().load_state_dict(rest)  # raises, naming the optimizer the state belongs to
-        config = {}
-        for k, check in self.config_checks.items():
-            entry = f"config/{k}"
-            if entry not in state_dict:
-                raise ValueError(f"state dict has no entry {entry!r}; a {self.name} state needs {list(self.config_checks)}")
-            value = state_dict[entry]
-            if isinstance(value, np.ndarray):
-                if value.ndim != 0:
-                    raise ValueError(f"state dict entry {entry!r} must be a scalar, got shape {value.shape}")
-                value = value.item()
-            config[k] = check(entry, value)
+        config = {
+            k: check(f"config/{k}", checkpoint.scalar_entry(state_dict, f"config/{k}"))
+            for k, check in self.config_checks.items()
+        }
         extra = sorted(set(state_dict) - set(rest) - {f"config/{k}" for k in self.config_checks})
         if extra:
             raise ValueError(f"state dict has unexpected entries {extra[:5]}; is it from another configuration?")

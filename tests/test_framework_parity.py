@@ -24,25 +24,10 @@ import pytest
 import graves.frameworks  # noqa: F401  (the module itself, before the package attribute)
 from graves import frameworks
 
-STEPS = 1000
+from framework_problem import STEPS, lr_schedule, problem
+
 RTOL = 1e-10
 CHANGING = pytest.mark.parametrize("changing", [False, True], ids=["constant-lr", "schedule"])
-
-
-def problem(seed=0, size=6, steps=STEPS):
-    rng = np.random.default_rng(seed)
-    w0 = rng.normal(size=size)
-    h = rng.uniform(0.5, 2.0, size=size)
-    target = rng.normal(size=size)
-    noise = rng.normal(scale=0.5, size=(steps, size))
-    return w0, h, target, noise
-
-
-def lr_schedule(lr, changing, steps=STEPS):
-    if not changing:
-        return [float(lr)] * steps
-    t = np.arange(steps)
-    return [float(x) for x in lr * (1.0 + 0.5 * np.sin(t / 37.0)) * np.where(t < steps // 2, 1.0, 0.3)]
 
 
 def run(step, w0, h, target, noise, lrs):
@@ -69,7 +54,7 @@ def ours(name, kw, w0, lrs):
 
 def compare(name, kw, theirs_factory, changing, lr_key):
     w0, h, target, noise = problem()
-    lrs = lr_schedule(kw[lr_key], changing)
+    lrs = lr_schedule(kw[lr_key], changing=changing)
     theirs = run(theirs_factory(w0.copy(), lrs), w0, h, target, noise, lrs)
     mine = run(ours(name, kw, w0, lrs), w0, h, target, noise, lrs)
     assert np.all(np.isfinite(theirs)) and np.all(np.isfinite(mine))
@@ -256,7 +241,7 @@ def test_tf1_rounds_python_float_hyperparameters_to_float32():
     # make("tf1") with those rounded values reproduces it; with 0.9 itself it does not.
     tf = pytest.importorskip("tensorflow")
     w0, h, target, noise = problem()
-    lrs = lr_schedule(1e-3, True)
+    lrs = lr_schedule(1e-3)
     var = tf.Variable(w0.copy(), dtype=tf.float64)
     box = [lrs[0]]
     opt = tf.compat.v1.train.RMSPropOptimizer(
@@ -322,7 +307,7 @@ def test_chainer_dqn_configuration_is_dqn(changing):
     # ChainerRL's DQN setting, RMSpropGraves(lr=2.5e-4, alpha=0.95, momentum=0, eps=1e-2), against make("dqn")
     chainer = import_chainer()
     w0, h, target, noise = problem()
-    lrs = lr_schedule(2.5e-4, changing)
+    lrs = lr_schedule(2.5e-4, changing=changing)
     link = chainer.Link()
     with link.init_scope():
         link.w = chainer.Parameter(w0.copy())

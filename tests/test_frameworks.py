@@ -23,29 +23,12 @@ import graves
 import graves.frameworks
 from graves import core, frameworks, fused
 
-STEPS = 1000
-SIZE = 6
+from framework_problem import STEPS, lr_schedule, problem
+
 RTOL = 1e-10
 
 
 # -- the test problem --------------------------------------------------------------
-
-
-def problem(seed=0, size=SIZE, steps=STEPS):
-    """Start, curvature, target and per-step noise of a noisy quadratic."""
-    rng = np.random.default_rng(seed)
-    w0 = rng.normal(size=size)
-    h = rng.uniform(0.5, 2.0, size=size)
-    target = rng.normal(size=size)
-    noise = rng.normal(scale=0.5, size=(steps, size))
-    return w0, h, target, noise
-
-
-def lr_schedule(lr, steps=STEPS, changing=True):
-    if not changing:
-        return [lr] * steps
-    t = np.arange(steps)
-    return list(lr * (1.0 + 0.5 * np.sin(t / 37.0)) * np.where(t < steps // 2, 1.0, 0.3))
 
 
 def run(step, w0, h, target, noise, lrs):
