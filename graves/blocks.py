@@ -173,10 +173,11 @@ class BlockRunner:
 
         One pass: the sum of ``x`` is NaN or infinite whenever an element is.
         ``False`` means "look closer": the sum may also overflow on finite
-        values.  With the compiled path, an exact count of non-finite elements
-        replaces the sum (:func:`graves.fused.count_nonfinite`).  Large arrays are summed in one stretch per thread.  (Not
+        values.  Large arrays are summed in one stretch per thread.  (Not
         ``np.dot(x, x)``, a faster pass: BLAS's own threads keep spinning after
-        it and slow the step that follows.)
+        it and slow the step that follows.)  On the compiled path an exact
+        count of the non-finite elements replaces the sum
+        (:func:`graves.fused.count_nonfinite`), cheaper still.
         """
         threads = min(self.threads_for(x.size), max(1, x.size // self.block_size))
         if self.compiled and fused.AVAILABLE and x.dtype in fused.DTYPES and x.flags.c_contiguous:
