@@ -279,39 +279,12 @@ def import_chainer():
 CHAINER = [dict(lr=1e-3), dict(lr=1e-3, alpha=0.9, momentum=0.0, eps=1e-6), dict(lr=2.5e-4, alpha=0.95, momentum=0.0, eps=0.01)]
 
 
-@CHANGING
-@pytest.mark.parametrize("kw", CHAINER, ids=ids(CHAINER))
-def test_chainer(kw, changing):
-    chainer = import_chainer()
-
-    def factory(w0, lrs):
-        link = chainer.Link()
-        with link.init_scope():
-            link.w = chainer.Parameter(w0)
-        opt = chainer.optimizers.RMSpropGraves(**kw)
-        opt.setup(link)
-
-        def step(grad, lr):
-            opt.lr = lr
-            link.w.grad = grad.copy()
-            opt.update()
-            return np.array(link.w.array, dtype=np.float64)
-
-        return step
-
-    compare("chainer", kw, factory, changing, "lr")
-
-
-@CHANGING
-def test_chainer_dqn_configuration_is_dqn(changing):
-    # ChainerRL's DQN setting, RMSpropGraves(lr=2.5e-4, alpha=0.95, momentum=0, eps=1e-2), against make("dqn")
-    chainer = import_chainer()
-    w0, h, target, noise = problem()
-    lrs = lr_schedule(2.5e-4, changing=changing)
+def chainer_step(chainer, w0, kw):
+    """``step(grad, lr)`` of Chainer's RMSpropGraves(**kw) on one parameter started at ``w0``."""
     link = chainer.Link()
     with link.init_scope():
         link.w = chainer.Parameter(w0.copy())
-    opt = chainer.optimizers.RMSpropGraves(lr=2.5e-4, alpha=0.95, momentum=0.0, eps=1e-2)
+    opt = chainer.optimizers.RMSpropGraves(**kw)
     opt.setup(link)
 
     def step(grad, lr):
@@ -320,6 +293,23 @@ def test_chainer_dqn_configuration_is_dqn(changing):
         opt.update()
         return np.array(link.w.array, dtype=np.float64)
 
+    return step
+
+
+@CHANGING
+@pytest.mark.parametrize("kw", CHAINER, ids=ids(CHAINER))
+def test_chainer(kw, changing):
+    chainer = import_chainer()
+    compare("chainer", kw, lambda w0, lrs: chainer_step(chainer, w0, kw), changing, "lr")
+
+
+@CHANGING
+def test_chainer_dqn_configuration_is_dqn(changing):
+    # ChainerRL's DQN setting, RMSpropGraves(lr=2.5e-4, alpha=0.95, momentum=0, eps=1e-2), against make("dqn")
+    chainer = import_chainer()
+    w0, h, target, noise = problem()
+    lrs = lr_schedule(2.5e-4, changing=changing)
+    step = chainer_step(chainer, w0, dict(lr=2.5e-4, alpha=0.95, momentum=0.0, eps=1e-2))
     theirs = run(step, w0, h, target, noise, lrs)
     mine = run(ours("dqn", dict(lr=2.5e-4), w0, lrs), w0, h, target, noise, lrs)
     assert np.max(np.abs(mine - theirs)) <= RTOL * np.max(np.abs(theirs))
