@@ -492,7 +492,7 @@ TORCH_EPS_FACTOR = 1 / math.sqrt(_GOLDEN)
 
 
 def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: float = 0.9, eps: float = 1e-4) -> Conversion:
-    """The configuration of library ``name`` closest to ``graves.RMSpropGraves(lr, alpha, momentum, eps)``.
+    """The configuration of library ``name`` nearest to ``graves.RMSpropGraves(lr, alpha, momentum, eps)``.
 
     Exact for chainer, keras and optax (centered, eps in the root, no bias
     correction).  Not exact for tf1 (n starts at 1), for torch unless
@@ -500,10 +500,14 @@ def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: floa
     buffer), and for dqn unless ``alpha == 0.95``, ``eps == 0.01`` and
     ``momentum == 0`` (its constants are literals).
 
-    PyTorch: no eps reproduces √(v + ℸ).  The minimax choice over all
-    v = n − g² ≥ 0 is eps = √(ℸ/φ) (φ the golden ratio): PyTorch's
-    denominator then stays within a factor √φ ≈ 1.272 of Graves', above or
-    below; eps = ℸ itself would make the first steps up to √ℸ/ℸ times larger.
+    PyTorch: no eps reproduces √(v + ℸ).  "Nearest" here means the smallest
+    worst-case ratio of the two denominators over all v = n − g² ≥ 0: with
+    eps = c√ℸ the ratio (√v + eps)/√(v + ℸ) ranges over [min(c, 1), √(1 + c²)],
+    and c = 1/√(1 + c²) gives c² = 1/φ (φ the golden ratio), so eps = √(ℸ/φ)
+    keeps PyTorch's denominator within a factor √φ ≈ 1.272 of Graves', above
+    or below.  On a given problem another eps can track Graves more closely
+    (chapter 9 measures one where copying ℸ does), but copying ℸ makes the
+    steps up to √ℸ/ℸ times larger where the gradient is nearly constant.
     """
     _library_class(name)  # checks the name
     g = RMSpropGraves  # the Graves configuration is checked as RMSpropGraves checks it
