@@ -142,8 +142,8 @@ def centered_rmsprop_step(
 
     ``variant`` moves ``eps`` out of the root, ``lr`` out of Δ, adds Nesterov's
     look-ahead or bias correction, or drops the centering (see
-    :class:`CenteredVariant`); ``step`` is
-    the 1-based step count that bias correction needs.
+    :class:`CenteredVariant`); ``step`` is the 1-based step count that bias
+    correction needs.
     """
     s, s2 = new_scratch(w) if scratch is None else scratch
     n, g, delta = state
