@@ -103,7 +103,10 @@ class LibraryRMSprop(Optimizer):
 
     A subclass declares its library's keywords (``signature``), which of them
     are the graves hyperparameters (``renames``), which fix the variant
-    (``config_checks``), and :meth:`configure`, the variant and initial ``n``.
+    (``config_checks``), and where the library puts the constants
+    (``placement``, fields of :class:`graves.core.CenteredVariant`) and starts
+    ``n`` (``start_n``); Optax, whose keywords choose both, overrides
+    :meth:`configure`.
     """
 
     State = core.CenteredState
@@ -119,6 +122,8 @@ class LibraryRMSprop(Optimizer):
     signature: ClassVar[dict[str, Any]]  # library keyword -> default
     renames: ClassVar[dict[str, str]]  # library keyword -> graves hyperparameter
     config_checks: ClassVar[dict[str, Any]] = {}  # library keyword -> check
+    placement: ClassVar[dict[str, bool]] = {}  # CenteredVariant fields that differ from Graves'
+    start_n: ClassVar[float] = 0.0  # the value n starts from
 
     def __init__(self, **kwargs):
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
@@ -163,8 +168,9 @@ class LibraryRMSprop(Optimizer):
 
     @classmethod
     def configure(cls, config: dict) -> tuple[core.CenteredVariant, float]:
-        """The variant and the initial ``n`` of a checked config."""
-        raise NotImplementedError
+        """The variant and the initial ``n`` of a checked config (libraries without a
+        ``centered`` keyword are centered)."""
+        return core.CenteredVariant(**cls.placement, centered=config.get("centered", True)), cls.start_n
 
     def library_kwargs(self) -> dict[str, Any]:
         """The current configuration in the library's own keywords."""
@@ -249,10 +255,6 @@ class ChainerRMSpropGraves(LibraryRMSprop):
     signature = {"lr": 1e-4, "alpha": 0.95, "momentum": 0.9, "eps": 1e-4}
     renames = {"lr": "lr", "alpha": "alpha", "momentum": "momentum", "eps": "eps"}
 
-    @classmethod
-    def configure(cls, config):
-        return core.GRAVES, 0.0
-
 
 class TorchRMSprop(LibraryRMSprop):
     """PyTorch's ``torch.optim.RMSprop`` (torch/optim/rmsprop.py, ``_single_tensor_rmsprop``)::
@@ -275,6 +277,7 @@ class TorchRMSprop(LibraryRMSprop):
     signature = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0.0, "centered": False}
     renames = {"lr": "lr", "alpha": "alpha", "eps": "eps", "momentum": "momentum"}
     config_checks = {"centered": _flag}
+    placement = {"eps_in_sqrt": False, "lr_in_buffer": False}
 
     @classmethod
     def _prepare(cls, bound):
@@ -285,10 +288,6 @@ class TorchRMSprop(LibraryRMSprop):
                 "gradient before the step; do that to the gradient you pass to update()"
             )
         return bound
-
-    @classmethod
-    def configure(cls, config):
-        return core.CenteredVariant(eps_in_sqrt=False, lr_in_buffer=False, centered=config["centered"]), 0.0
 
 
 class KerasRMSprop(LibraryRMSprop):
@@ -308,10 +307,6 @@ class KerasRMSprop(LibraryRMSprop):
     signature = {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
     renames = {"learning_rate": "lr", "rho": "alpha", "momentum": "momentum", "epsilon": "eps"}
     config_checks = {"centered": _flag}
-
-    @classmethod
-    def configure(cls, config):
-        return core.CenteredVariant(centered=config["centered"]), 0.0
 
 
 class TF1RMSProp(LibraryRMSprop):
@@ -334,10 +329,7 @@ class TF1RMSProp(LibraryRMSprop):
     signature = {"learning_rate": _REQUIRED, "decay": 0.9, "momentum": 0.0, "epsilon": 1e-10, "centered": False}
     renames = {"learning_rate": "lr", "decay": "alpha", "momentum": "momentum", "epsilon": "eps"}
     config_checks = {"centered": _flag}
-
-    @classmethod
-    def configure(cls, config):
-        return core.CenteredVariant(centered=config["centered"]), 1.0
+    start_n = 1.0  # rmsprop.py creates the slot with ones_initializer
 
 
 class OptaxRMSprop(LibraryRMSprop):
@@ -439,10 +431,6 @@ class DQNRMSprop(LibraryRMSprop):
             " (the DQN code fixes alpha=0.95 and eps=0.01 and has no momentum; "
             "make('chainer', lr=..., alpha=..., momentum=0.0, eps=...) takes other values)"
         )
-
-    @classmethod
-    def configure(cls, config):
-        return core.GRAVES, 0.0
 
 
 _CLASSES: dict[str, type[LibraryRMSprop]] = {
