@@ -182,19 +182,19 @@ class BlockRunner:
         threads = min(self.threads_for(x.size), max(1, x.size // self.block_size))
         if self.compiled and fused.AVAILABLE and x.dtype in fused.DTYPES and x.flags.c_contiguous:
             # exact, and cheaper than a sum: integer tests on the exponent bits
-            cuts = [x.size * t // threads for t in range(threads + 1)]
-            parts = [x[cuts[t] : cuts[t + 1]] for t in range(threads)]
-            futures = [_submit(fused.count_nonfinite, p) for p in parts[1:]]
-            counts = [fused.count_nonfinite(parts[0])] + [f.result() for f in futures]
-            return sum(counts) == 0
-        if threads <= 1:
-            return bool(np.isfinite(_sum(x)))
-        cuts = [x.size * t // threads for t in range(threads + 1)]
-        parts = [x[cuts[t] : cuts[t + 1]] for t in range(threads)]
-        futures = [_submit(_sum, p) for p in parts[1:]]
-        sums = [_sum(parts[0])] + [f.result() for f in futures]
+            return sum(_per_stretch(fused.count_nonfinite, x, threads)) == 0
+        sums = _per_stretch(_sum, x, threads)
         with np.errstate(over="ignore", invalid="ignore"):
             return bool(np.isfinite(np.sum(sums)))
+
+
+def _per_stretch(fn: Callable, x: np.ndarray, threads: int) -> list:
+    """``fn`` of each of ``threads`` contiguous stretches of ``x``, in order; the
+    calling thread takes the first stretch, the shared pool the others."""
+    cuts = [x.size * t // threads for t in range(threads + 1)]
+    parts = [x[cuts[t] : cuts[t + 1]] for t in range(threads)]
+    futures = [_submit(fn, part) for part in parts[1:]]
+    return [fn(parts[0])] + [f.result() for f in futures]
 
 
 def _sum(x: np.ndarray):
