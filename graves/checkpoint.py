@@ -6,6 +6,7 @@ Layout of a state dict (every value an array, a number or a string)::
     optimizer       the class's registered name, e.g. "RMSpropGraves"
     hp/<name>       each hyperparameter
     nonfinite       "raise" or "skip"
+    spread          "difference" or "recursive" (centered optimizers only; absent: "difference")
     step_count      steps applied
     skipped_steps   steps skipped for non-finite gradients
     keys            the parameter names, in order
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .core import SPREAD_STATES
+
 if TYPE_CHECKING:
     from .optimizers import Optimizer
 
@@ -34,6 +37,8 @@ def to_plain(opt: "Optimizer") -> dict[str, Any]:
     for name, value in opt.hyperparameters().items():
         d[f"hp/{name}"] = value
     d["nonfinite"] = opt.nonfinite
+    if getattr(opt, "spread", None) is not None:  # what the state holds: n, or s = n - g²
+        d["spread"] = opt.spread
     d["step_count"] = opt.step_count
     d["skipped_steps"] = opt.skipped_steps
     d["keys"] = np.array(list(opt.state), dtype=str)
@@ -62,6 +67,21 @@ def _counter(d: Mapping, entry: str) -> int:
     return int(value)
 
 
+def saved_spread(opt: "Optimizer", d: Mapping) -> str | None:
+    """The spread ``d`` was saved with, for an optimizer that has the option (else None).
+
+    Checkpoints written before the option existed hold n: they mean "difference".
+    """
+    if getattr(opt, "spread", None) is None:
+        return None
+    if "spread" not in d:
+        return "difference"
+    spread = scalar_entry(d, "spread")
+    if not isinstance(spread, str) or spread not in SPREAD_STATES:
+        raise ValueError(f"state dict entry 'spread' must be one of {list(SPREAD_STATES)}, got {spread!r}")
+    return str(spread)
+
+
 def restore(opt: "Optimizer", d: Any) -> None:
     """Check ``d`` against ``opt`` completely, then load it; on failure ``opt`` is unchanged."""
     if not isinstance(d, Mapping):
@@ -77,6 +97,7 @@ def restore(opt: "Optimizer", d: Any) -> None:
     hyper = {name: descriptors[name].check(f"hp/{name}", scalar_entry(d, f"hp/{name}")) for name in descriptors}
     nonfinite = type(opt).nonfinite.check("nonfinite", scalar_entry(d, "nonfinite"))
     counters = {name: _counter(d, name) for name in _COUNTERS}
+    spread = saved_spread(opt, d)  # adopted, like the hyperparameters
 
     if "keys" not in d:
         raise ValueError("state dict has no entry 'keys'")
@@ -87,7 +108,8 @@ def restore(opt: "Optimizer", d: Any) -> None:
     if len(set(keys)) != len(keys):
         raise ValueError("state dict entry 'keys' names a parameter twice")
 
-    fields = opt.State._fields
+    State = opt.State if spread is None else SPREAD_STATES[spread]
+    fields = State._fields
     state = {}
     for key in keys:
         arrays = []
@@ -106,9 +128,9 @@ def restore(opt: "Optimizer", d: Any) -> None:
                     f"'state/{fields[0]}/{key}' is {first.dtype}{list(first.shape)}"
                 )
             arrays.append(np.array(a, copy=True, order="C"))
-        state[key] = opt.State(*arrays)
+        state[key] = State(*arrays)
 
-    known = {"format", "optimizer", "nonfinite", "keys", *_COUNTERS}
+    known = {"format", "optimizer", "nonfinite", "keys", *_COUNTERS} | ({"spread"} if spread else set())
     known |= {f"hp/{n}" for n in descriptors}
     known |= {f"state/{f}/{k}" for f in fields for k in keys}
     extra = sorted(set(d) - known)
@@ -119,6 +141,8 @@ def restore(opt: "Optimizer", d: Any) -> None:
     for name, value in hyper.items():
         setattr(opt, name, value)
     opt.nonfinite = nonfinite
+    if spread is not None:
+        opt._set_spread(spread)
     opt._state = state
     opt.step_count = counters["step_count"]
     opt.skipped_steps = counters["skipped_steps"]

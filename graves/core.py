@@ -10,7 +10,8 @@ function a cache-sized slice of the parameters with a cache-sized scratch.
 Names follow Graves (2013), section 4, eqs. 38-41, and Chainer: ``n`` is the
 average of squared gradients, ``g`` the average of gradients, ``delta`` the
 momentum buffer Δ; ``lr`` is Graves' ℷ, ``alpha`` ℵ, ``momentum`` ℶ and
-``eps`` ℸ.  Graves writes the gradient ε; here it is ``grad``.
+``eps`` ℸ.  Graves writes the gradient ε; here it is ``grad``.  ``s`` is the
+spread n − g², which the recursive form of the centered step keeps instead of n.
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ class CenteredState(NamedTuple):
     delta: np.ndarray
 
 
+class SpreadState(NamedTuple):
+    """State of centered RMSprop when the spread is kept by its recursion (chapter 4).
+
+    ``s``: the spread n − g² itself, in place of ``n``;
+    ``g``: running mean of gradients (eq. 39);
+    ``delta``: momentum buffer Δ (eq. 40).
+    """
+
+    s: np.ndarray
+    g: np.ndarray
+    delta: np.ndarray
+
+
+#: How a centered step keeps the spread n − g², and the state each way needs.
+SPREAD_STATES = {"difference": CenteredState, "recursive": SpreadState}
+
+
 class CenteredVariant(NamedTuple):
     """Where the libraries place the constants of centered RMSprop.
 
@@ -56,6 +74,11 @@ class CenteredVariant(NamedTuple):
     divides both averages by ``1 - alpha**t`` before use (Optax's option);
     ``centered=False`` is uncentered RMSprop: ``g`` is neither updated nor used
     and the denominator is built from ``n`` alone (every library's default).
+    ``spread="recursive"`` keeps the spread s = n − g² in the state
+    (:class:`SpreadState`) and updates it as s ← ℵs + ℵ(1−ℵ)(∇ − g′)², with g′
+    the mean before the step: equal to n − g² in exact arithmetic, never
+    negative in floating point (centered only, without bias correction);
+    ``"difference"`` keeps n and subtracts g² (Graves, every library).
     """
 
     eps_in_sqrt: bool = True
@@ -63,9 +86,23 @@ class CenteredVariant(NamedTuple):
     nesterov: bool = False
     bias_correction: bool = False
     centered: bool = True
+    spread: str = "difference"
 
 
 GRAVES = CenteredVariant()
+GRAVES_RECURSIVE = CenteredVariant(spread="recursive")
+
+
+def check_variant(variant: CenteredVariant) -> None:
+    """A ValueError unless ``variant.spread`` is one of :data:`SPREAD_STATES` and,
+    if recursive, combines with the rest of ``variant``."""
+    if variant.spread not in SPREAD_STATES:
+        raise ValueError(f"spread must be one of {list(SPREAD_STATES)}, got {variant.spread!r}")
+    if variant.spread == "recursive" and not variant.centered:
+        raise ValueError("spread='recursive' keeps the centered spread n - g**2; it needs centered=True")
+    if variant.spread == "recursive" and variant.bias_correction:
+        # the corrected spread n/S - (g/S)**2 is a difference again, whatever s holds
+        raise ValueError("spread='recursive' does not combine with bias_correction=True")
 
 
 def new_scratch(w: np.ndarray) -> np.ndarray:
@@ -121,7 +158,7 @@ def rmsprop_step(w, grad, state: RMSpropState, *, lr, alpha, eps, scratch=None) 
 def centered_rmsprop_step(
     w,
     grad,
-    state: CenteredState,
+    state: CenteredState | SpreadState,
     *,
     lr,
     alpha,
@@ -141,62 +178,84 @@ def centered_rmsprop_step(
         w     ← w + delta                                          (eq. 41)
 
     ``variant`` moves ``eps`` out of the root, ``lr`` out of Δ, adds Nesterov's
-    look-ahead or bias correction, or drops the centering (see
-    :class:`CenteredVariant`); ``step`` is the 1-based step count that bias
+    look-ahead or bias correction, drops the centering, or keeps the spread
+    s = n − g² by its recursion (see :class:`CenteredVariant`; the state is
+    then a :class:`SpreadState`); ``step`` is the 1-based step count that bias
     correction needs.
     """
-    s, s2 = new_scratch(w) if scratch is None else scratch
-    n, g, delta = state
+    check_variant(variant)
+    tmp, tmp2 = new_scratch(w) if scratch is None else scratch
+    g, delta = state.g, state.delta
 
-    # eqs. 38 and 39
-    np.multiply(grad, grad, out=s)
-    ema_update(n, s, alpha, scratch=s)
-    if variant.centered:
-        ema_update(g, grad, alpha, scratch=s)
+    if variant.spread == "recursive":
+        # n − g² = alpha (n′ − g′²) + alpha (1 − alpha)(grad − g′)², g′ the mean before
+        # the step (chapter 4): a sum of non-negative terms, so s never rounds below 0
+        spread = state.s
+        np.subtract(grad, g, out=tmp)
+        np.multiply(tmp, tmp, out=tmp)
+        np.multiply(tmp, alpha * (1.0 - alpha), out=tmp)
+        np.multiply(spread, alpha, out=spread)
+        np.add(spread, tmp, out=spread)
+        ema_update(g, grad, alpha, scratch=tmp)  # eq. 39
+    else:
+        # eqs. 38 and 39
+        n, spread = state.n, tmp
+        np.multiply(grad, grad, out=tmp)
+        ema_update(n, tmp, alpha, scratch=tmp)
+        if variant.centered:
+            ema_update(g, grad, alpha, scratch=tmp)
 
-    # the spread n - g² (uncentered: n alone), the denominator's argument
-    if not variant.centered:
-        if variant.bias_correction:
-            np.divide(n, 1.0 - alpha**step, out=s)
+        # the spread n - g² (uncentered: n alone), the denominator's argument
+        if not variant.centered:
+            if variant.bias_correction:
+                np.divide(n, 1.0 - alpha**step, out=tmp)
+            else:
+                np.copyto(tmp, n)
+        elif variant.bias_correction:
+            correction = 1.0 - alpha**step
+            np.divide(g, correction, out=tmp)
+            np.multiply(tmp, tmp, out=tmp)
+            np.divide(n, correction, out=tmp2)
+            np.subtract(tmp2, tmp, out=tmp)
         else:
-            np.copyto(s, n)
-    elif variant.bias_correction:
-        correction = 1.0 - alpha**step
-        np.divide(g, correction, out=s)
-        np.multiply(s, s, out=s)
-        np.divide(n, correction, out=s2)
-        np.subtract(s2, s, out=s)
-    else:
-        np.multiply(g, g, out=s)
-        np.subtract(n, s, out=s)
+            np.multiply(g, g, out=tmp)
+            np.subtract(n, tmp, out=tmp)
     if variant.eps_in_sqrt:
-        np.add(s, eps, out=s)
-        np.sqrt(s, out=s)
+        np.add(spread, eps, out=tmp)
+        np.sqrt(tmp, out=tmp)
     else:
-        np.sqrt(s, out=s)
-        np.add(s, eps, out=s)
-    np.divide(grad, s, out=s)
+        np.sqrt(spread, out=tmp)
+        np.add(tmp, eps, out=tmp)
+    np.divide(grad, tmp, out=tmp)
 
     # eq. 40, and eq. 41 with the sign folded into the buffer
     if variant.lr_in_buffer:
-        np.multiply(s, lr, out=s)
+        np.multiply(tmp, lr, out=tmp)
         np.multiply(delta, momentum, out=delta)
-        np.subtract(delta, s, out=delta)
+        np.subtract(delta, tmp, out=delta)
         if variant.nesterov:  # Optax's trace: w ← w + μΔ − η∇/d
-            np.multiply(delta, momentum, out=s2)
-            np.subtract(s2, s, out=s)
-            np.add(w, s, out=w)
+            np.multiply(delta, momentum, out=tmp2)
+            np.subtract(tmp2, tmp, out=tmp)
+            np.add(w, tmp, out=w)
         else:
             np.add(w, delta, out=w)
     else:  # PyTorch: Δ ← μΔ + ∇/d, w ← w − ηΔ
         np.multiply(delta, momentum, out=delta)
-        np.add(delta, s, out=delta)
-        np.multiply(delta, lr, out=s)
-        np.subtract(w, s, out=w)
+        np.add(delta, tmp, out=delta)
+        np.multiply(delta, lr, out=tmp)
+        np.subtract(w, tmp, out=w)
 
 
 def graves_step(w, grad, state: CenteredState, *, lr, alpha, momentum, eps, scratch=None) -> None:
     """Graves' RMSprop (eqs. 38-41), in place: :func:`centered_rmsprop_step` as published."""
     centered_rmsprop_step(
         w, grad, state, lr=lr, alpha=alpha, momentum=momentum, eps=eps, variant=GRAVES, scratch=scratch
+    )
+
+
+def graves_recursive_step(w, grad, state: SpreadState, *, lr, alpha, momentum, eps, scratch=None) -> None:
+    """Graves' RMSprop with the spread kept by its recursion, in place: :func:`centered_rmsprop_step`
+    with ``spread="recursive"``; equal to :func:`graves_step` in exact arithmetic."""
+    centered_rmsprop_step(
+        w, grad, state, lr=lr, alpha=alpha, momentum=momentum, eps=eps, variant=GRAVES_RECURSIVE, scratch=scratch
     )

@@ -25,7 +25,10 @@ subclasses: the same checks, ``state_dict``/``load_state_dict``, ``save`` and
 :func:`graves.load`.  Their hyperparameters are attributes under the graves
 names ``lr``, ``alpha``, ``momentum`` and ``eps`` (set ``opt.lr`` between
 steps for a schedule); what fixes the variant (``centered``, Optax's flags)
-is read-only and travels in the checkpoint under ``config/``.
+is read-only and travels in the checkpoint under ``config/``.  Every centered
+configuration also takes ``spread="recursive"`` (read-only, recorded in the
+checkpoint): the spread n − g² kept by its recursion, with the library's eps
+and lr placement unchanged (see :class:`graves.core.CenteredVariant`).
 
 Ranges are the package's, not always the library's: ``lr >= 0`` (0 is allowed,
 as schedules may end there), ``alpha`` and ``momentum`` in [0, 1), ``eps >= 0``.
@@ -95,6 +98,8 @@ class _StepFunction:
             return core.centered_rmsprop_step
         if obj._variant == core.GRAVES:
             return core.graves_step
+        if obj._variant == core.GRAVES_RECURSIVE:
+            return core.graves_recursive_step
         return functools.partial(core.centered_rmsprop_step, variant=obj._variant, step=obj.step_count)
 
 
@@ -127,9 +132,11 @@ class LibraryRMSprop(Optimizer):
 
     def __init__(self, **kwargs):
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+        spread = checks.one_of(*core.SPREAD_STATES)("spread", kwargs.pop("spread", "difference"))
         hyper, config = self._translate(kwargs)
         for name, value in hyper.items():
             setattr(self, name, value)
+        self._spread = spread
         self._set_config(config)
         super().__init__(**options)
 
@@ -137,7 +144,7 @@ class LibraryRMSprop(Optimizer):
 
     @classmethod
     def accepted(cls) -> str:
-        return ", ".join(cls.signature) + " (and the graves options " + ", ".join(RUN_OPTIONS) + ")"
+        return ", ".join(cls.signature) + " (and the graves options spread, " + ", ".join(RUN_OPTIONS) + ")"
 
     @classmethod
     def _translate(cls, kwargs: dict) -> tuple[dict, dict]:
@@ -186,8 +193,20 @@ class LibraryRMSprop(Optimizer):
     # -- read-only configuration -----------------------------------------------------
 
     def _set_config(self, config: dict) -> None:
+        variant, initial_n = self.configure(config)
+        variant = variant._replace(spread=self._spread)
+        core.check_variant(variant)
         self._config = dict(config)
-        self._variant, self._initial_n = self.configure(self._config)
+        self._variant, self._initial_n = variant, initial_n
+
+    def _set_spread(self, spread: str) -> None:
+        self._spread = spread
+        self._variant = self._variant._replace(spread=spread)
+
+    @property
+    def spread(self) -> str:
+        """``"difference"`` (the state holds n) or ``"recursive"`` (it holds s = n − g²)."""
+        return self._spread
 
     @property
     def library(self) -> str:
@@ -204,11 +223,14 @@ class LibraryRMSprop(Optimizer):
         """The value the mean square ``n`` starts from."""
         return self._initial_n
 
-    def initial_state(self, shape: tuple, dtype: np.dtype) -> core.CenteredState:
-        return core.CenteredState(np.full(shape, self._initial_n, dtype), np.zeros(shape, dtype), np.zeros(shape, dtype))
+    def initial_state(self, shape: tuple, dtype: np.dtype) -> core.CenteredState | core.SpreadState:
+        # with g = 0 at the start, the spread s = n - g² starts where n does
+        State = core.SPREAD_STATES[self._spread]
+        return State(np.full(shape, self._initial_n, dtype), np.zeros(shape, dtype), np.zeros(shape, dtype))
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.library_kwargs().items())
+        spread = {} if self._spread == "difference" else {"spread": self._spread}
+        args = ", ".join(f"{k}={v!r}" for k, v in {**self.library_kwargs(), **spread}.items())
         return f"frameworks.make({self._library!r}, {args})"
 
     # -- checkpoints: the base class's, plus the config ------------------------------
@@ -234,6 +256,8 @@ class LibraryRMSprop(Optimizer):
         extra = sorted(set(state_dict) - set(rest) - {f"config/{k}" for k in self.config_checks})
         if extra:
             raise ValueError(f"state dict has unexpected entries {extra[:5]}; is it from another configuration?")
+        spread = checkpoint.saved_spread(self, state_dict)
+        core.check_variant(self.configure(config)[0]._replace(spread=spread))
         super().load_state_dict(rest)  # checks everything else, then commits
         self._set_config(config)
 
@@ -451,8 +475,10 @@ def _library_class(name: Any) -> type[LibraryRMSprop]:
 def make(name: str, **kwargs) -> LibraryRMSprop:
     """The RMSprop of library ``name`` (one of :data:`LIBRARIES`), configured with that
     library's own keyword names and defaults, e.g. ``make("torch", lr=0.01,
-    momentum=0.9, centered=True)``.  The graves options ``nonfinite``,
-    ``block_size``, ``threads`` and ``compiled`` are accepted too.
+    momentum=0.9, centered=True)``.  The graves options ``spread``
+    (``"recursive"`` for a centered configuration without bias correction: see
+    :class:`graves.core.CenteredVariant`), ``nonfinite``, ``block_size``,
+    ``threads`` and ``compiled`` are accepted too.
 
     An unknown name raises ValueError; an unknown keyword TypeError; an
     unsupported value (``weight_decay=0.1``, ``alpha=1.5``) ValueError or

@@ -7,8 +7,9 @@ reads ``w, ∇, n, g, Δ`` and writes ``w, n, g, Δ`` once per step: the 9-pass
 memory floor of chapter 10.
 
 :func:`graves.core.graves_step` stays the one statement of the formula.  The
-loop below is its compiled transcription: the same operations on the same
-operands in the same order, with the hyperparameters rounded to the parameter's
+loop below is its compiled transcription, and a second loop transcribes
+:func:`graves.core.graves_recursive_step` (the spread kept by its recursion):
+the same operations on the same operands in the same order, with the hyperparameters rounded to the parameter's
 dtype exactly as numpy rounds them, so that both paths give the same bits
 (``tests/test_fused.py`` checks this on random data, float32 and float64).  It
 is used only for float32 and float64; anything else, and every other step
@@ -54,6 +55,21 @@ def _graves_loop(w, grad, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps
         w[i] = w[i] + d_i
 
 
+def _graves_recursive_loop(w, grad, s, g, delta, lr, alpha, one_minus_alpha, alpha_one_minus_alpha, momentum, eps):
+    # core.centered_rmsprop_step's recursive branch, operation for operation:
+    # s′·alpha + ((∇ − g′)²)·(alpha(1 − alpha)), with g′ read before g moves.
+    for i in range(w.size):
+        x = grad[i]
+        d = x - g[i]
+        s_i = s[i] * alpha + (d * d) * alpha_one_minus_alpha
+        g_i = g[i] * alpha + x * one_minus_alpha
+        d_i = delta[i] * momentum - (x / np.sqrt(s_i + eps)) * lr
+        s[i] = s_i
+        g[i] = g_i
+        delta[i] = d_i
+        w[i] = w[i] + d_i
+
+
 def _count_nonfinite_loop(bits, exponent_mask):
     # A float is NaN or infinite exactly when its exponent bits are all ones.
     # Integer tests on the raw bits vectorise (a float comparison chain with an
@@ -68,6 +84,7 @@ if AVAILABLE:
     # nogil: threads over chunks run in parallel; error_model="numpy": x/0 gives
     # inf or NaN as in numpy instead of raising; cache: compile once per machine.
     _graves_kernel = numba.njit(nogil=True, error_model="numpy", cache=True)(_graves_loop)
+    _graves_recursive_kernel = numba.njit(nogil=True, error_model="numpy", cache=True)(_graves_recursive_loop)
     _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(_count_nonfinite_loop)
 
 #: Unsigned integer views and exponent masks of the dtypes in DTYPES.
@@ -97,7 +114,18 @@ def graves_step(w, grad, state: core.CenteredState, *, lr, alpha, momentum, eps,
     )
 
 
-_KERNELS: dict[Callable, Callable] = {core.graves_step: graves_step} if AVAILABLE else {}
+def graves_recursive_step(w, grad, state: core.SpreadState, *, lr, alpha, momentum, eps, scratch=None) -> None:
+    """:func:`graves.core.graves_recursive_step` in one compiled pass (same arguments, same bits)."""
+    dt = w.dtype.type
+    _graves_recursive_kernel(
+        w, grad, state.s, state.g, state.delta,
+        dt(lr), dt(alpha), dt(1.0 - alpha), dt(alpha * (1.0 - alpha)), dt(momentum), dt(eps),
+    )
+
+
+_KERNELS: dict[Callable, Callable] = (
+    {core.graves_step: graves_step, core.graves_recursive_step: graves_recursive_step} if AVAILABLE else {}
+)
 
 
 def kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:

@@ -256,6 +256,12 @@ class RMSpropGraves(Optimizer):
 
     ``lr`` enters inside the momentum buffer Δ: changing it between steps
     (a schedule) scales only the new contribution, not what Δ already holds.
+
+    ``spread="recursive"`` keeps s = n − g² in the state instead of n
+    (``state[key].s``), updated as s ← α s + α(1−α)(∇ − g′)² before g moves:
+    the same step in exact arithmetic, and a spread that never rounds below
+    zero (chapter 4).  The default, ``"difference"``, is Chainer's, bit for bit.
+    A checkpoint records the choice, and loading one adopts it.
     """
 
     name = "RMSpropGraves"
@@ -269,10 +275,32 @@ class RMSpropGraves(Optimizer):
     eps = Hyperparameter(checks.non_negative, "ℸ, added to n − g² inside the square root")
 
     def __init__(
-        self, lr: float = 1e-4, alpha: float = 0.95, momentum: float = 0.9, eps: float = 1e-4, **options
+        self,
+        lr: float = 1e-4,
+        alpha: float = 0.95,
+        momentum: float = 0.9,
+        eps: float = 1e-4,
+        spread: str = "difference",
+        **options,
     ):
         self.lr, self.alpha, self.momentum, self.eps = lr, alpha, momentum, eps
+        self._set_spread(spread)
         super().__init__(**options)
+
+    @property
+    def spread(self) -> str:
+        """``"difference"`` (the state holds n) or ``"recursive"`` (it holds s = n − g²)."""
+        return self._spread
+
+    def _set_spread(self, spread: str) -> None:
+        # fixed at construction (or by a checkpoint): it decides what the state holds
+        self._spread = checks.one_of(*core.SPREAD_STATES)("spread", spread)
+        self.State = core.SPREAD_STATES[self._spread]
+        self.step_function = core.graves_recursive_step if self._spread == "recursive" else core.graves_step
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return text if self._spread == "difference" else f"{text[:-1]}, spread={self._spread!r})"
 
 
 def registry() -> dict[str, type[Optimizer]]:
