@@ -14,14 +14,22 @@ blocked, threaded numpy driver, what runs without numba).
    (``graves.packing.pack``).
 3. Extra memory per step (``tracemalloc`` peak, after a first step has made
    the state and the scratch) of the naive step and of each update.
+4. The two spreads side by side, 10M parameters, float64 and float32: the
+   compiled step with ``spread="recursive"`` against ``spread="difference"``
+   (the kernel alone and the whole update), each pair's repetitions
+   interleaved, best of ``SPREAD_REPEAT``.
 
     .venv/bin/python benchmarks/bench_targets.py
+    .venv/bin/python benchmarks/bench_targets.py --spread-only   # only 4.
 
-Writes benchmarks/results/targets.json.
+Writes benchmarks/results/targets.json; ``--spread-only`` rewrites only its
+``spread`` entry, which records its own machine, date and load.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import tracemalloc
 from pathlib import Path
@@ -32,12 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import graves  # noqa: E402
 from graves import core, packing  # noqa: E402
 
-from common import bandwidth_from, best_times, floor_seconds, save, stream_functions  # noqa: E402
+from common import RESULTS, bandwidth_from, best_times, floor_seconds, machine, save, stream_functions  # noqa: E402
 from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
 
 SIZE = 10_000_000
 KEYS, KEY_SIZE = 5_000, 200
 REPEAT = 11  # best of 11 interleaved repetitions
+SPREAD_REPEAT = 21  # the spreads differ by little: more repetitions against other programs' load
 
 #: the two paths of the package: name suffix -> constructor options
 PATHS = {"": {}, ", compiled=False": {"compiled": False}}
@@ -168,7 +177,51 @@ def memory() -> dict:
     }
 
 
+def spreads() -> dict:
+    """The recursive spread against the difference, compiled, on the same arrays."""
+    out = []
+    for dtype in (np.float64, np.float32):
+        rng = np.random.default_rng(3)
+        w = rng.standard_normal(SIZE).astype(dtype)
+        grad = (0.5 + rng.standard_normal(SIZE)).astype(dtype)
+        params, grads = {"w": w}, {"w": grad}
+        opts = {spread: graves.RMSpropGraves(**HYPER, spread=spread) for spread in core.SPREAD_STATES}
+        fns = {}
+        for spread, opt in opts.items():
+            opt.update(params, grads)  # compile (or load from the cache), make the state
+            step, state = opt.step_function, opt.state["w"]
+            kernel = graves.fused.kernel_for(step, dtype)
+            fns[f"kernel alone, {spread}"] = lambda k=kernel, s=state: k(w, grad, s, **HYPER)
+            fns[f"update, {spread}"] = lambda o=opt: o.update(params, grads)
+        # each step once per repetition, the two spreads alternating
+        times = best_times(fns, repeat=SPREAD_REPEAT)
+        ratios = {
+            f"{what}, recursive / difference": times[f"{what}, recursive"] / times[f"{what}, difference"]
+            for what in ("kernel alone", "update")
+        }
+        out.append({"dtype": np.dtype(dtype).name, "size": SIZE, "kernel_threads": 1,
+                    "update_threads": opts["recursive"]._runner.threads_for(SIZE),
+                    "seconds": times, "ratios": ratios})
+    return {"results": out, "repeat": SPREAD_REPEAT, "machine": machine()}
+
+
+def print_spreads(sp: dict) -> None:
+    for r in sp["results"]:
+        print(f"  {r['dtype']} 10M, spreads: " + "; ".join(f"{k} {v:.3f}" for k, v in r["ratios"].items()), flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spread-only", action="store_true", help="rewrite only the 'spread' entry of targets.json")
+    args = parser.parse_args()
+    if args.spread_only:
+        path = RESULTS / "targets.json"
+        out = json.loads(path.read_text())
+        out["spread"] = sp = spreads()
+        print_spreads(sp)
+        path.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"wrote the 'spread' entry of {path}")
+        return
     out = {"one_array": [], "many_arrays": None, "memory": None, "numba": graves.fused.numba.__version__}
     for dtype in (np.float64, np.float32):
         r = one_array(dtype)
@@ -179,6 +232,8 @@ def main() -> None:
           + ", ".join(f"{k} {v:.1f}x" for k, v in m["ratios"].items()), flush=True)
     out["memory"] = mem = memory()
     print("  peak extra memory per step: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in mem["peak_bytes"].items()))
+    out["spread"] = sp = spreads()
+    print_spreads(sp)
     path = save("targets", out)
     print(f"wrote {path}")
 

@@ -6,7 +6,9 @@ Layout of a state dict (every value an array, a number or a string)::
     optimizer       the class's registered name, e.g. "RMSpropGraves"
     hp/<name>       each hyperparameter
     nonfinite       "raise" or "skip"
-    spread          "difference" or "recursive" (centered optimizers only; absent: "difference")
+    spread          "recursive" when the state holds s = n - g² instead of n; absent
+                    otherwise, so that such checkpoints stay readable by versions
+                    of graves without the option (absent means "difference")
     step_count      steps applied
     skipped_steps   steps skipped for non-finite gradients
     keys            the parameter names, in order
@@ -37,7 +39,7 @@ def to_plain(opt: "Optimizer") -> dict[str, Any]:
     for name, value in opt.hyperparameters().items():
         d[f"hp/{name}"] = value
     d["nonfinite"] = opt.nonfinite
-    if getattr(opt, "spread", None) is not None:  # what the state holds: n, or s = n - g²
+    if getattr(opt, "spread", "difference") != "difference":  # the state holds s = n - g², not n
         d["spread"] = opt.spread
     d["step_count"] = opt.step_count
     d["skipped_steps"] = opt.skipped_steps

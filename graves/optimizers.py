@@ -261,7 +261,8 @@ class RMSpropGraves(Optimizer):
     (``state[key].s``), updated as s ← α s + α(1−α)(∇ − g′)² before g moves:
     the same step in exact arithmetic, and a spread that never rounds below
     zero (chapter 4).  The default, ``"difference"``, is Chainer's, bit for bit.
-    A checkpoint records the choice, and loading one adopts it.
+    A checkpoint records the choice (``spread`` in the state dict, absent for
+    "difference"), and loading one adopts it.
     """
 
     name = "RMSpropGraves"

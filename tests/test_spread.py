@@ -270,6 +270,7 @@ def test_the_state_holds_s_under_its_name():
     assert "state/s/w" in opt.state_dict() and "state/n/w" not in opt.state_dict()
     assert repr(opt).endswith("spread='recursive')")
     assert graves.RMSpropGraves().spread == "difference"
+    assert "spread" not in graves.RMSpropGraves().state_dict()  # the default writes the format as before
     with pytest.raises(AttributeError):
         opt.spread = "difference"  # it decides what the state holds: fixed
 
