@@ -67,3 +67,13 @@ def test_the_chinese_page_is_marked_as_chinese_and_linked():
     text = markdown(CHINESE)
     cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in text)
     assert cjk > 2000, f"the Chinese edition holds only {cjk} Chinese characters"
+
+
+def test_chinese_prose_is_not_broken_between_two_chinese_characters():
+    # a browser renders a line break as a space, which shows between Chinese characters
+    def cjk(ch):
+        return "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+
+    breaks = [(a.strip()[-8:], b.strip()[:8]) for a, b in zip(*(lambda ls: (ls, ls[1:]))(markdown(CHINESE).split("\n")))
+              if a.strip() and b.strip() and cjk(a.rstrip()[-1]) and cjk(b.strip()[0])]
+    assert not breaks, f"line breaks inside Chinese text: {breaks[:5]}"
