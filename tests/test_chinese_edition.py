@@ -74,6 +74,11 @@ def test_chinese_prose_is_not_broken_between_two_chinese_characters():
     def cjk(ch):
         return "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
 
-    breaks = [(a.strip()[-8:], b.strip()[:8]) for a, b in zip(*(lambda ls: (ls, ls[1:]))(markdown(CHINESE).split("\n")))
-              if a.strip() and b.strip() and cjk(a.rstrip()[-1]) and cjk(b.strip()[0])]
+    breaks = []
+    for cell in notebook(CHINESE)["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        lines = "".join(cell["source"]).split("\n")
+        breaks += [(a.strip()[-8:], b.strip()[:8]) for a, b in zip(lines, lines[1:])
+                   if a.strip() and b.strip() and cjk(a.rstrip()[-1]) and cjk(b.strip()[0])]
     assert not breaks, f"line breaks inside Chinese text: {breaks[:5]}"
