@@ -261,7 +261,7 @@ def test_eps_placement_matches_frameworks(tab, eps, sigma):
 
 STEP_JS = """([fn, w0, grads, hp, variant]) => {
   const C = gravesCore, w = Float64Array.from(w0), size = w0.length, z = () => new Float64Array(size);
-  const state = {velocity: z(), n: z(), g: z(), delta: z()};
+  const state = {velocity: z(), n: z(), g: z(), delta: z(), s: z()};
   grads.forEach((grad, t) => {
     const g = Float64Array.from(grad);
     if (fn === "sgd") C.sgdStep(w, g, state, hp.lr, hp.momentum);
@@ -270,19 +270,30 @@ STEP_JS = """([fn, w0, grads, hp, variant]) => {
     else if (fn === "graves") C.gravesStep(w, g, state, hp.lr, hp.alpha, hp.momentum, hp.eps);
     else C.centeredRmspropStep(w, g, state, hp.lr, hp.alpha, hp.momentum, hp.eps, variant, t + 1 + hp.skip);
   });
-  return [w, state.velocity, state.n, state.g, state.delta].map(a => Array.from(a));
+  return [w, state.velocity, state.n, state.g, state.delta, state.s].map(a => Array.from(a));
 }"""
 
+def _valid(variant):
+    try:
+        core.check_variant(variant)
+    except ValueError:
+        return False
+    return variant.lr_in_buffer or not variant.nesterov  # Nesterov exists only with lr in the buffer
+
+
 VARIANTS = [
-    core.CenteredVariant(eps_in_sqrt=e, lr_in_buffer=lr, nesterov=nes, bias_correction=b, centered=c)
-    for e, lr, nes, b, c in itertools.product((True, False), repeat=5)
-    if lr or not nes  # Nesterov exists only with lr in the buffer
+    v for v in (
+        core.CenteredVariant(**dict(zip(core.CenteredVariant._fields, flags)))
+        for flags in itertools.product(*[(True, False)] * 5, core.SPREAD_STATES)
+    ) if _valid(v)
 ]
+assert set(core.CenteredVariant._fields) == {"eps_in_sqrt", "lr_in_buffer", "nesterov", "bias_correction", "centered",
+                                             "spread"}, "a new CenteredVariant field: transcribe it in core.js and here"
 
 
 def js_variant(v):
     return {"epsInSqrt": v.eps_in_sqrt, "lrInBuffer": v.lr_in_buffer, "nesterov": v.nesterov,
-            "biasCorrection": v.bias_correction, "centered": v.centered}
+            "biasCorrection": v.bias_correction, "centered": v.centered, "spread": v.spread}
 
 
 def random_problem(seed, size=6):
@@ -326,7 +337,7 @@ def test_page_noise_is_the_python_transcription(tab):
         assert js == noise(seed, 1000), f"the noise differs for seed {seed}"
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(k for k, x in v._asdict().items() if x) or "none")
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(k for k, x in v._asdict().items() if x is True) + "-" + v.spread)
 def test_centered_step_matches_every_variant(tab, variant):
     open_explorable(tab, "momentum")
     # skip: bias correction as from step 6, where n/S - (g/S)^2 is clearly positive (at step 1 it is
@@ -335,12 +346,13 @@ def test_centered_step_matches_every_variant(tab, variant):
     w0, grads = random_problem(23)
     got = tab.evaluate(STEP_JS, ["centered", w0.tolist(), grads.tolist(), hp, js_variant(variant)])
     w = w0.copy()
-    state = core.CenteredState(np.zeros_like(w), np.zeros_like(w), np.zeros_like(w))
+    state = core.SPREAD_STATES[variant.spread](np.zeros_like(w), np.zeros_like(w), np.zeros_like(w))
     for t, grad in enumerate(grads, start=1 + hp["skip"]):
         core.centered_rmsprop_step(w, grad, state, lr=hp["lr"], alpha=hp["alpha"], momentum=hp["momentum"],
                                    eps=hp["eps"], variant=variant, step=t)
-    compare(f"core: {variant}", [got[0], got[2], got[3] if variant.centered else state.g, got[4]],
-            [w, state.n, state.g, state.delta])
+    first = got[5] if variant.spread == "recursive" else got[2]  # s or n
+    compare(f"core: {variant}", [got[0], first, got[3] if variant.centered else state.g, got[4]],
+            [w, state[0], state.g, state.delta])
 
 
 # -- what a reader meets: file://, keyboard and screen readers, print, screenshots ---------------

@@ -53,21 +53,35 @@
 
   // start centered_rmsprop_step
   // Graves' eqs. 38-41 with the constants placed as `variant` says        (graves.core.centered_rmsprop_step)
-  var GRAVES = { epsInSqrt: true, lrInBuffer: true, nesterov: false, biasCorrection: false, centered: true };
+  // spread "recursive": the state holds s = n - g^2 in place of n (graves.core.SpreadState)
+  var GRAVES = { epsInSqrt: true, lrInBuffer: true, nesterov: false, biasCorrection: false, centered: true,
+                 spread: "difference" };
 
   function centeredRmspropStep(w, grad, state, lr, alpha, momentum, eps, variant, step) {
     variant = variant || GRAVES;
     var n = state.n, g = state.g, delta = state.delta, size = w.length, i;
-    var sq = new Float64Array(size);
-    for (i = 0; i < size; i++) sq[i] = grad[i] * grad[i];
-    emaUpdate(n, sq, alpha); // eq. 38
-    if (variant.centered) emaUpdate(g, grad, alpha); // eq. 39
+    var recursive = variant.spread === "recursive";
+    if (recursive) { // s <- alpha s + alpha (1 - alpha) (grad - g')^2, g' the mean before the step
+      var c = alpha * (1 - alpha);
+      for (i = 0; i < size; i++) {
+        var e = grad[i] - g[i];
+        state.s[i] = state.s[i] * alpha + (e * e) * c;
+      }
+      emaUpdate(g, grad, alpha); // eq. 39
+    } else {
+      var sq = new Float64Array(size);
+      for (i = 0; i < size; i++) sq[i] = grad[i] * grad[i];
+      emaUpdate(n, sq, alpha); // eq. 38
+      if (variant.centered) emaUpdate(g, grad, alpha); // eq. 39
+    }
     // Math.pow, like C's pow, need not round correctly: with bias correction
     // the last bit of the correction may differ from numpy's alpha**step.
     var correction = variant.biasCorrection ? 1 - Math.pow(alpha, step === undefined ? 1 : step) : 1;
     for (i = 0; i < size; i++) {
       var s; // the spread n - g^2 (uncentered: n alone)
-      if (!variant.centered) {
+      if (recursive) {
+        s = state.s[i];
+      } else if (!variant.centered) {
         s = variant.biasCorrection ? n[i] / correction : n[i];
       } else if (variant.biasCorrection) {
         var gHat = g[i] / correction;

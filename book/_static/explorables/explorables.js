@@ -532,7 +532,8 @@
   // --------------------- chapter 9: placement of the learning rate and of eps
 
   var CHAINER = G.GRAVES; // eps in the root, lr inside the buffer
-  var TORCH = { epsInSqrt: false, lrInBuffer: false, nesterov: false, biasCorrection: false, centered: true };
+  var TORCH = { epsInSqrt: false, lrInBuffer: false, nesterov: false, biasCorrection: false, centered: true,
+                spread: "difference" };
 
   // A fixed gradient stream 1 + sigma * xi_t (not depending on w), steps 1..STEPS;
   // the learning rate is multiplied by `drop` before step DROP + 1.
