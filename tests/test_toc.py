@@ -58,6 +58,14 @@ def test_chapters_are_numbered_in_toc_order():
 
 
 def test_performance_is_the_last_chapter():
-    chapters = toc_entries()
+    chapters = [e for e in toc_entries() if Path(e).name[:2].isdigit()]
     if any("performance" in c for c in chapters):
         assert "performance" in chapters[-1]
+
+
+def test_only_course_pages_follow_the_chapters():
+    # Pages after the last numbered chapter are the course material (cheat sheet, guides),
+    # named course_*, in one part of their own.
+    entries = toc_entries()
+    last = max(i for i, e in enumerate(entries) if Path(e).name[:2].isdigit())
+    assert all(Path(e).name.startswith("course_") for e in entries[last + 1 :]), entries[last + 1 :]
