@@ -11,7 +11,6 @@ from .display import show_source
 from .checkpoint import load
 from .optimizers import SGD, Optimizer, RMSprop, RMSpropGraves
 from . import frameworks  # after optimizers: its classes subclass Optimizer
-from . import testing  # check_update compares a hand-written step with the optimizers
 
-__all__ = ["core", "frameworks", "testing", "load", "show_source", "Optimizer", "SGD", "RMSprop", "RMSpropGraves"]
+__all__ = ["core", "frameworks", "load", "show_source", "Optimizer", "SGD", "RMSprop", "RMSpropGraves"]
 __version__ = "0.1.0"

@@ -13,7 +13,9 @@ place or build new arrays; it gets copies either way.  :func:`check_update`
 runs it for a few steps on fixed gradients beside the package's optimizer and
 reports the first step, quantity and element where the two differ::
 
-    result = graves.testing.check_update(my_step)
+    from graves.testing import check_update
+
+    result = check_update(my_step)
     print(result.report)          # or: assert result, result.report
 
 Quantities are compared in the order the equations compute them (``n``,
