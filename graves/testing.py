@@ -150,6 +150,9 @@ def check_update(
     if reference == "sgd":
         hyper.setdefault("lr", _SGD_LR)
     opt = cls(**hyper)  # validates the hyperparameters, naming any bad one
+    held = type(opt.initial_state((1,), np.dtype(np.float64)))._fields
+    if tuple(held) != fields:
+        raise ValueError(f"with {hyper} the reference keeps the state {list(held)}; check_update compares {list(fields)}")
     names = opt.hyperparameter_names
     base = opt.hyperparameters()
 

@@ -208,6 +208,7 @@ def test_nan_is_a_difference():
         (dict(grads=np.ones((2, 3)), w0=np.ones(4)), ["w0", "(3,)"]),
         (dict(lr_schedule=[1e-4]), ["lr_schedule", "6"]),
         (dict(hyperparameters={"alpha": 2.0}), ["alpha"]),
+        (dict(hyperparameters={"spread": "recursive"}), ["state", "'s'", "'n'"]),
     ],
 )
 def test_bad_arguments_raise_naming_them(kwargs, words):
