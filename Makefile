@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 
-.PHONY: book test venv html unit nbval site notebooks lab clean
+.PHONY: book test venv html pdf unit nbval site notebooks lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +24,19 @@ html: venv
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
-## make test: unit and property tests, nbval over every notebook, strict build, site checks
+## make pdf: the whole book as one PDF, _build/pdf/book.pdf, printed by Debian's Chromium
+## from the single-page build
+pdf: venv
+	rm -rf _build/singlehtml _build/pdf
+	$(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
+	$(BIN)/python book/_ext/book_pdf.py _build/singlehtml _build/pdf/book.pdf
+
+## make test: unit and property tests, nbval over every notebook, strict build, PDF, site checks
 test: venv
 	$(BIN)/python -m pytest tests --ignore=tests/site
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
 	$(MAKE) html
+	$(MAKE) pdf
 	$(BIN)/python -m pytest tests/site
 
 ## make notebooks: re-execute every chapter in place after a code change

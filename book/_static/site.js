@@ -51,16 +51,18 @@
   // Inline formulas wider than their line scroll inside their own box (see site.css) instead of
   // being cut at the edge of the screen.
   function markWideInlineMath() {
-    document.querySelectorAll('.bd-article mjx-container[jax="CHTML"]:not([display="true"])').forEach(
-      function (m) {
-        m.classList.remove("math-scroll");
-        var parent = m.parentElement;
-        if (!parent) return;
-        var room = parent.getBoundingClientRect().right;
-        var box = m.getBoundingClientRect();
-        if (box.right > room + 1 || box.width > parent.clientWidth) m.classList.add("math-scroll");
-      }
-    );
+    var article = document.querySelector(".bd-article");
+    if (!article) return;
+    var edge = article.getBoundingClientRect().right;
+    article.querySelectorAll('mjx-container[jax="CHTML"]:not([display="true"])').forEach(function (m) {
+      // tables and code scroll as a whole (site.css)
+      if (m.closest("table, pre, .pst-scrollable-table-container")) return;
+      m.classList.remove("math-scroll");
+      var block = m.closest("p, li, dd, dt, div, section") || article;
+      var right = Math.min(edge, block.getBoundingClientRect().right);
+      var box = m.getBoundingClientRect();
+      if (box.width > 0 && box.right > right + 1) m.classList.add("math-scroll");
+    });
   }
 
   function whenMathIsTypeset(fn) {
@@ -90,9 +92,14 @@
     if (document.querySelector(".math")) {
       whenMathIsTypeset(markWideInlineMath);
       var timer;
-      window.addEventListener("resize", function () {
+      var later = function () {
         clearTimeout(timer);
         timer = setTimeout(markWideInlineMath, 200);
+      };
+      window.addEventListener("resize", later);
+      // formulas inside a dropdown get their size when it opens
+      document.addEventListener("click", function (event) {
+        if (event.target.closest && event.target.closest(".admonition-title, .toggle-button, summary")) later();
       });
     }
   });

@@ -1,0 +1,114 @@
+"""The book's PDF (`make pdf`) is there and complete: contents, every chapter, equations, figures,
+bibliography."""
+
+import json
+import re
+import unicodedata
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+PDF = ROOT / "_build" / "pdf" / "book.pdf"
+SINGLE = ROOT / "_build" / "singlehtml" / "book" / "intro.html"
+
+pypdf = pytest.importorskip("pypdf")
+
+
+def squash(text):
+    """Text compared without layout: ligatures unfolded, no whitespace."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def chapter_titles():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    titles = {}
+    for f in files:
+        path = ROOT / (f + ".ipynb") if (ROOT / (f + ".ipynb")).exists() else ROOT / (f + ".md")
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        else:
+            text = path.read_text()
+        titles[f] = re.search(r"^# (.+)$", text, re.MULTILINE).group(1).strip()
+    return titles
+
+
+@pytest.fixture(scope="module")
+def pdf():
+    if not PDF.exists():
+        pytest.fail("_build/pdf/book.pdf is missing: `make pdf` builds it (`make test` does)")
+    reader = pypdf.PdfReader(str(PDF))
+    pages = [p.extract_text() or "" for p in reader.pages]
+    return reader, pages, squash("\n".join(pages))
+
+
+class Numbers(HTMLParser):
+    """Equation numbers, figure count and bibliography labels of the single-page build."""
+
+    def __init__(self):
+        super().__init__()
+        self.equations, self.images, self.labels = [], 0, []
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        cls = dict(attrs).get("class") or ""
+        if tag == "span" and cls == "eqno":
+            self._in = "eq"
+        elif tag == "span" and cls == "label":
+            self._in = "label"
+        elif tag == "img" and "/_images/" in "/" + (dict(attrs).get("src") or ""):
+            self.images += 1
+
+    def handle_data(self, data):
+        if self._in == "eq" and data.strip():
+            self.equations.append(data.strip())
+            self._in = None
+        elif self._in == "label" and data.strip() not in ("", "[", "]"):
+            self.labels.append(data.strip())
+            self._in = None
+
+
+@pytest.fixture(scope="module")
+def source():
+    parsed = Numbers()
+    parsed.feed(SINGLE.read_text(encoding="utf-8"))
+    return parsed
+
+
+def test_page_count(pdf):
+    reader, pages, _ = pdf
+    chapters = len(chapter_titles()) - 1
+    # every chapter starts on a new page and runs over several; a truncated print has far fewer
+    assert len(pages) >= 8 * chapters, f"only {len(pages)} pages for {chapters} chapters"
+    assert all(p.strip() for p in pages[:-1]), "blank pages inside the book"
+
+
+def test_contents_and_every_chapter(pdf):
+    reader, pages, text = pdf
+    contents = squash(pages[0] + pages[1])
+    outline = squash(" ".join(o.title for o in reader.outline if not isinstance(o, list)))
+    for f, title in chapter_titles().items():
+        assert squash(title) in text, f"{f}: its title {title!r} is not in the PDF"
+        if f != "book/intro":
+            assert squash(title) in contents, f"{title!r} is missing from the table of contents"
+    chapters = [t for f, t in chapter_titles().items() if f != "book/intro"]
+    numbered = [f"{i}.{squash(t)}" for i, t in enumerate(chapters, 1)]
+    assert all(n in text for n in numbered), "chapters are not numbered 1, 2, … in the PDF"
+    assert outline, "the PDF has no bookmarks"
+
+
+def test_equations_figures_bibliography(pdf, source):
+    reader, pages, text = pdf
+    assert source.equations, "no numbered equation in the book: the check would be vacuous"
+    missing = [e for e in source.equations if squash(e) not in text]
+    assert not missing, f"equation numbers missing from the PDF: {missing[:10]}"
+    images = sum(len(p.images) for p in reader.pages)
+    assert images >= source.images > 0, f"{images} images in the PDF, {source.images} figures in the book"
+    refs = text.rfind("References")
+    assert refs > 0, "no References section"
+    missing = [lab for lab in source.labels if squash(lab) not in text[refs:]]
+    assert not missing, f"bibliography entries missing at the end of the PDF: {missing[:5]}"
