@@ -37,7 +37,7 @@ test: venv
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
 	$(MAKE) html
 	$(MAKE) pdf
-	$(BIN)/python -m pytest tests/site
+	$(BIN)/python -m pytest tests/site --durations=8
 
 ## make notebooks: re-execute every chapter in place after a code change
 notebooks: venv
