@@ -1,6 +1,7 @@
 """Notebooks are committed executed, in order, and follow the conventions nbval relies on."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,27 @@ def test_chapter_shape(nb_path):
     assert "## Summary" in markdown, f"{nb_path.name} has no Summary section"
     assert markdown.count("```{exercise}") >= 3, f"{nb_path.name} needs at least three exercises"
     assert markdown.count("```{solution}") >= markdown.count("```{exercise}"), f"{nb_path.name}: every exercise needs a solution"
+
+
+FILE_NAME = re.compile(r"(^|/)[\w.-]+\.(png|svg|jpe?g|gif|webp)$", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_have_caption_and_alt_text(nb_path):
+    """Every plot is a numbered figure with a caption, and alt text that describes it for readers who
+    cannot see it (myst-nb reads both from the cell's `mystnb` metadata); its plotting code sits behind
+    the site's show-code toggle (`hide-input`)."""
+    names = set()
+    for cell in code_cells(nb_path):
+        if not any(k.startswith("image/") for o in cell["outputs"] for k in o.get("data", {})):
+            continue
+        where = f"{nb_path.name}, cell {cell.get('id')}"
+        meta = cell.get("metadata", {}).get("mystnb", {})
+        figure, alt = meta.get("figure", {}), meta.get("image", {}).get("alt", "")
+        assert figure.get("caption", "").strip(), f"{where}: figure without mystnb.figure.caption"
+        assert figure.get("name"), f"{where}: figure without mystnb.figure.name (its label)"
+        assert figure["name"] not in names, f"{where}: figure name {figure['name']} used twice"
+        names.add(figure["name"])
+        assert len(alt.split()) >= 8 and not FILE_NAME.search(alt), (
+            f"{where}: mystnb.image.alt must describe the plot in words: {alt!r}")
+        assert "hide-input" in cell["metadata"].get("tags", []), f"{where}: plotting code not tagged hide-input"

@@ -2,7 +2,8 @@
 
 - One citation style: the bibliography labels each entry exactly as the text cites it
   ("Graves, 2013"), instead of alpha labels ("Gra13") beside author-year citations.
-- Valid ARIA for the bibliography, and no duplicate element IDs from sphinx-exercise.
+- Valid ARIA for the bibliography and for hidden code cells, and no duplicate element IDs from
+  sphinx-exercise.
 """
 
 import re
@@ -75,6 +76,8 @@ def fix_page(app, pagename, templatename, context, doctree):
     # docutils marks entries with the deprecated doc-biblioentry role inside a role="list"
     body = body.replace('role="doc-biblioentry"', 'role="listitem"')
     body = _FIXED_IDS.sub(r'<section class="\1">', body)
+    # a hidden cell's summary reads "Show code cell source"; a fixed aria-label hid that text
+    body = body.replace('<summary aria-label="Toggle hidden content">', "<summary>")
     context["body"] = body
 
 

@@ -7,7 +7,8 @@ a phone (390 px) in dark mode:
 - math is typeset, images load, no console error, nothing is fetched from another host;
 - axe-core (tests/site/vendor/axe.min.js) finds no critical or serious violation: every rule on
   the desktop in light mode, and again the rules that depend on colours in dark mode;
-- no element ID is repeated; no Markdown table is left as raw text;
+- no element ID is repeated; no Markdown table is left as raw text; every image has alt text that
+  is not a file name; no heading is numbered twice ("8.3. 1. ...");
 - a link in a dropdown's title navigates without a script error;
 - on the phone no text, formula or figure is cut off by the edge of the screen (wide content must
   scroll inside its own box), and the page itself does not scroll sideways;
@@ -119,6 +120,9 @@ def axe(tab, rules=None):
             for v in found if v["impact"] in ("critical", "serious") for n in v["nodes"]]
 
 
+# the file name matplotlib's outputs get as alt text when the notebook gives none
+FILE_NAME = re.compile(r"(^|/)[\w.-]+\.(png|svg|jpe?g|gif|webp)$", re.IGNORECASE)
+
 PAGE_FACTS = """() => {
   const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id);
   const repeated = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
@@ -128,7 +132,9 @@ PAGE_FACTS = """() => {
   const rawTables = (prose.textContent.match(/\\|\\s*:?-{3,}:?\\s*\\|/g) || []);
   const images = Array.from(document.querySelectorAll('article img')).map(i => ({
     src: i.getAttribute('src'), alt: i.getAttribute('alt')}));
-  return {repeated, rawTables, images};
+  const twice = Array.from(document.querySelectorAll('article h1, article h2, article h3, article h4'))
+    .map(h => h.textContent.trim()).filter(t => /^\\d+(\\.\\d+)*\\.\\s+\\d+[.)]\\s/.test(t));
+  return {repeated, rawTables, images, twice};
 }"""
 
 
@@ -146,6 +152,11 @@ def test_desktop_light(browser, base_url, page):
         facts = tab.evaluate(PAGE_FACTS)
         assert not facts["repeated"], f"element IDs used more than once: {facts['repeated']}"
         assert not facts["rawTables"], f"Markdown table text left unrendered: {facts['rawTables'][:3]}"
+        assert not facts["twice"], f"headings numbered twice: {facts['twice']}"
+        for img in facts["images"]:
+            alt = (img["alt"] or "").strip()
+            assert alt and not FILE_NAME.search(alt) and alt != img["src"], (
+                f"image {img['src']} has no real alt text: {img['alt']!r}")
 
         shot(tab, page, "")
         violations = axe(tab)
