@@ -82,5 +82,11 @@ def fix_page(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    # myst-nb renders a hidden cell (tag hide-input) for the "html" builders; another extension's
+    # nodes for "singlehtml" make Sphinx look up that builder's own table, where it is missing
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput, visit_HideCellInput
+
+    app.add_node(HideCodeCellNode, override=True, html=(visit_HideCellInput, depart_HideCellInput),
+                 singlehtml=(visit_HideCellInput, depart_HideCellInput))
     app.connect("html-page-context", fix_page)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
