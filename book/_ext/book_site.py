@@ -81,12 +81,21 @@ def fix_page(app, pagename, templatename, context, doctree):
     context["body"] = body
 
 
-def setup(app):
-    # myst-nb renders a hidden cell (tag hide-input) for the "html" builders; another extension's
-    # nodes for "singlehtml" make Sphinx look up that builder's own table, where it is missing
-    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput, visit_HideCellInput
+def share_html_handlers(app):
+    """Give the single-page builder every node renderer registered for "html".
 
-    app.add_node(HideCodeCellNode, override=True, html=(visit_HideCellInput, depart_HideCellInput),
-                 singlehtml=(visit_HideCellInput, depart_HideCellInput))
+    Extensions register their nodes for the "html" format (myst-nb's hidden cells, sphinx-design's
+    dropdowns); once any extension registers a node for "singlehtml" by name, Sphinx looks only in
+    that builder's own table, and the rest are missing from `make pdf`'s single-page build."""
+    if app.builder.name != "singlehtml":
+        return
+    handlers = app.registry.translation_handlers
+    single = handlers.setdefault("singlehtml", {})
+    for node, visitors in handlers.get("html", {}).items():
+        single.setdefault(node, visitors)
+
+
+def setup(app):
+    app.connect("builder-inited", share_html_handlers)
     app.connect("html-page-context", fix_page)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
