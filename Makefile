@@ -6,8 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+# Chapters that need PyTorch (requirements-torch.txt, `make torch`); without it they are skipped, and said so.
+TORCH_NOTEBOOKS := book/10_real_training.ipynb
+HAVE_TORCH = $(shell $(BIN)/python -c "import torch" >/dev/null 2>&1 && echo yes)
+NO_TORCH_MESSAGE = PyTorch is not installed in $(VENV): skipping $(TORCH_NOTEBOOKS) and the graves.torch tests (make torch installs it)
 
-.PHONY: book test venv html pdf unit nbval site notebooks lab clean
+.PHONY: book test venv torch html pdf unit nbval site notebooks lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +20,14 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## make torch: add the pinned CPU PyTorch to .venv (graves.torch, its tests and chapter 10)
+TORCH_STAMP := $(VENV)/.torch-installed
+$(TORCH_STAMP): requirements-torch.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-torch.txt
+	touch $(TORCH_STAMP)
+
+torch: $(TORCH_STAMP)
 
 ## make book: build the site into _build/html
 book: venv html
@@ -33,15 +45,19 @@ pdf: venv
 
 ## make test: unit and property tests, nbval over every notebook, strict build, PDF, site checks
 test: venv
+	@test -n "$(HAVE_TORCH)" || echo "$(NO_TORCH_MESSAGE)"
 	$(BIN)/python -m pytest tests --ignore=tests/site
-	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		$(if $(HAVE_TORCH),book,$(filter-out $(TORCH_NOTEBOOKS),$(NOTEBOOKS)))
+	@test -n "$(HAVE_TORCH)" || echo "$(NO_TORCH_MESSAGE)"
 	$(MAKE) html
 	$(MAKE) pdf
 	$(BIN)/python -m pytest tests/site --durations=8
 
 ## make notebooks: re-execute every chapter in place after a code change
 notebooks: venv
-	cd book && for nb in $(notdir $(NOTEBOOKS)); do \
+	@test -n "$(HAVE_TORCH)" || echo "$(NO_TORCH_MESSAGE)"
+	cd book && for nb in $(notdir $(if $(HAVE_TORCH),$(NOTEBOOKS),$(filter-out $(TORCH_NOTEBOOKS),$(NOTEBOOKS)))); do \
 		../$(BIN)/jupyter-execute --inplace --timeout=600 $$nb || exit 1; done
 
 ## make lab: JupyterLab on the chapters

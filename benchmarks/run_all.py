@@ -1,4 +1,4 @@
-"""Run every benchmark of chapter 10 and write benchmarks/results/*.json.
+"""Run every benchmark of chapter 11 and write benchmarks/results/*.json.
 
     .venv/bin/python benchmarks/run_all.py                      # all, about 3 minutes on 2 cores
     .venv/bin/python benchmarks/run_all.py --max-size 1e7       # skip the 1e8-parameter roofline points
@@ -6,7 +6,7 @@
 
 Run it on a quiet machine: the scripts take the best of several interleaved
 repetitions, which removes short bursts of load but not a busy core.  Then
-re-execute book/10_performance.ipynb, which reads the results.
+re-execute book/11_performance.ipynb, which reads the results.
 
 Every script measures both paths of the package: the compiled one-pass
 kernel (numba, from requirements.txt; ``RMSpropGraves`` by default) and the
@@ -36,7 +36,7 @@ def run(python: str, script: str, *args: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run every benchmark of chapter 10.")
+    parser = argparse.ArgumentParser(description="Run every benchmark of chapter 11.")
     parser.add_argument("--max-size", default="1e8", help="largest roofline size (default 1e8)")
     parser.add_argument("--numexpr-python", help="a Python with numexpr, numba and graves for bench_fused.py")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """The versions of one centered step that the benchmarks compare.
 
 All compute Graves' eqs. 38-41 with Chainer's constants (lr inside Δ, eps
-under the root) and agree to rounding; chapter 10 derives them one from the
+under the root) and agree to rounding; chapter 11 derives them one from the
 other.
 """
 

@@ -8,7 +8,7 @@ operation.  Blocks are independent, so threads may take them in any order;
 numpy's ufuncs release the GIL while they loop, so threads run in parallel.
 
 The defaults below are measured, not guessed: ``benchmarks/bench_blocks.py``
-times block sizes and thread counts, and chapter 10 of the book shows the
+times block sizes and thread counts, and chapter 11 of the book shows the
 figures.
 """
 

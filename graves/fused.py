@@ -4,7 +4,7 @@ numpy evaluates eqs. 38-41 one operation at a time, so even the blocked driver
 in :mod:`graves.blocks` makes 16 passes over every block.  A compiled loop makes
 one pass, keeping each element's intermediate values in registers, and so
 reads ``w, ∇, n, g, Δ`` and writes ``w, n, g, Δ`` once per step: the 9-pass
-memory floor of chapter 10.
+memory floor of chapter 11.
 
 :func:`graves.core.graves_step` stays the one statement of the formula.  The
 loop below is its compiled transcription, and a second loop transcribes

@@ -35,7 +35,7 @@ class Optimizer:
     scale produces such steps now and then.
 
     ``block_size``, ``threads`` and ``compiled`` choose how a step runs, never
-    what it computes (chapter 10): blocks of ``block_size`` elements keep the
+    what it computes (chapter 11): blocks of ``block_size`` elements keep the
     numpy path's scratch in cache; ``threads="auto"`` uses one thread for small
     arrays and up to four for large ones; ``compiled=True`` runs the one-pass
     kernel of :mod:`graves.fused` where one exists and numba is installed.

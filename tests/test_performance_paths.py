@@ -1,4 +1,4 @@
-"""The fast paths of chapter 10 compute what the plain equations compute.
+"""The fast paths of chapter 11 compute what the plain equations compute.
 
 Blocks, threads and packed buffers only change how the elementwise step is
 scheduled, so each must agree with the reference transcription to rounding,
