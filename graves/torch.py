@@ -43,19 +43,20 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "the rest of graves runs on numpy alone."
     ) from error
 
-from . import checks, frameworks
+from . import checks, core, frameworks
 from .core import CenteredVariant
 
-__all__ = ["CenteredRMSprop", "RMSpropGraves", "centered_rmsprop_", "make", "optimizer_class", "TORCH_OPTIONS"]
+__all__ = ["CenteredRMSprop", "RMSpropGraves", "centered_rmsprop_", "make", "optimizer_class", "OPTIONS"]
 
-#: The options every optimizer here accepts beside its library's keywords, with
-#: their defaults and meaning as in ``torch.optim.RMSprop``.
-TORCH_OPTIONS = {"weight_decay": 0.0, "maximize": False, "foreach": None}
+#: The options every optimizer here accepts beside its library's keywords, with their
+#: defaults: graves' ``spread`` (as in graves.frameworks), and ``weight_decay``,
+#: ``maximize`` and ``foreach`` as in ``torch.optim.RMSprop``.
+OPTIONS = {"spread": "difference", "weight_decay": 0.0, "maximize": False, "foreach": None}
 
 HYPERPARAMETERS = ("lr", "alpha", "momentum", "eps")
 
 # The fields of CenteredVariant that centered_rmsprop_ implements.
-_IMPLEMENTED = ("eps_in_sqrt", "lr_in_buffer", "nesterov", "bias_correction", "centered")
+_IMPLEMENTED = ("eps_in_sqrt", "lr_in_buffer", "nesterov", "bias_correction", "centered", "spread")
 
 
 # -- the elementwise operations, on lists of tensors ------------------------------------
@@ -70,6 +71,7 @@ class _Foreach:
     sub = staticmethod(torch._foreach_sub)
     sub_ = staticmethod(torch._foreach_sub_)
     div = staticmethod(torch._foreach_div)
+    sqrt = staticmethod(torch._foreach_sqrt)
     sqrt_ = staticmethod(torch._foreach_sqrt_)
     neg = staticmethod(torch._foreach_neg)
 
@@ -97,6 +99,7 @@ class _PerTensor:
     sub = staticmethod(_each(torch.sub))
     sub_ = staticmethod(_each(torch.Tensor.sub_))
     div = staticmethod(_each(torch.div))
+    sqrt = staticmethod(_each(torch.sqrt))
     sqrt_ = staticmethod(_each(torch.Tensor.sqrt_))
     neg = staticmethod(_each(torch.neg))
 
@@ -114,7 +117,7 @@ def centered_rmsprop_(
     ops,
     params: list,
     grads: list,
-    n: list,
+    n_or_s: list,
     g: list,
     delta: list,
     *,
@@ -135,45 +138,57 @@ def centered_rmsprop_(
         Δ ← momentum Δ − lr ∇ / √(n − g² + eps)  (eq. 40)
         w ← w + Δ                               (eq. 41)
 
+    ``n_or_s`` holds n, or the spread s = n − g² itself with ``spread="recursive"``.
     ``ops`` runs each elementwise operation on a whole list (``_Foreach``) or
     tensor by tensor (``_PerTensor``); ``step`` is the 1-based step count that
     bias correction needs.  The gradients are read, never written.
     """
-    # eqs. 38 and 39
-    _ema_(ops, n, ops.mul(grads, grads), alpha)
-    if variant.centered:
-        _ema_(ops, g, grads, alpha)
+    core.check_variant(variant)
+    if variant.spread == "recursive":
+        # n − g² = alpha (n′ − g′²) + alpha (1 − alpha)(grad − g′)², g′ the mean before the step
+        spread = n_or_s
+        t = ops.sub(grads, g)
+        t = ops.mul(t, t)
+        ops.mul_(t, alpha * (1.0 - alpha))
+        ops.mul_(spread, alpha)
+        ops.add_(spread, t)
+        _ema_(ops, g, grads, alpha)  # eq. 39
+    else:
+        # eqs. 38 and 39
+        n = n_or_s
+        _ema_(ops, n, ops.mul(grads, grads), alpha)
+        if variant.centered:
+            _ema_(ops, g, grads, alpha)
 
-    # the spread n - g² (uncentered: n alone), the denominator's argument
-    if not variant.centered:
-        s = ops.div(n, 1.0 - alpha**step) if variant.bias_correction else [x.clone() for x in n]
-    elif variant.bias_correction:
-        correction = 1.0 - alpha**step
-        s = ops.div(g, correction)
-        s = ops.mul(s, s)
-        s = ops.sub(ops.div(n, correction), s)
-    else:
-        s = ops.sub(n, ops.mul(g, g))
+        # the spread n - g² (uncentered: n alone), the denominator's argument
+        if not variant.centered:
+            spread = ops.div(n, 1.0 - alpha**step) if variant.bias_correction else n
+        elif variant.bias_correction:
+            correction = 1.0 - alpha**step
+            t = ops.div(g, correction)
+            spread = ops.sub(ops.div(n, correction), ops.mul(t, t))
+        else:
+            spread = ops.sub(n, ops.mul(g, g))
     if variant.eps_in_sqrt:
-        ops.add_(s, eps)
-        ops.sqrt_(s)
+        d = ops.add(spread, eps)
+        ops.sqrt_(d)
     else:
-        ops.sqrt_(s)
-        ops.add_(s, eps)
-    s = ops.div(grads, s)
+        d = ops.sqrt(spread)
+        ops.add_(d, eps)
+    u = ops.div(grads, d)
 
     # eq. 40, and eq. 41 with the sign folded into the buffer
     if variant.lr_in_buffer:
-        ops.mul_(s, lr)
+        ops.mul_(u, lr)
         ops.mul_(delta, momentum)
-        ops.sub_(delta, s)
+        ops.sub_(delta, u)
         if variant.nesterov:  # Optax's trace: w ← w + μΔ − η∇/d
-            ops.add_(params, ops.sub(ops.mul(delta, momentum), s))
+            ops.add_(params, ops.sub(ops.mul(delta, momentum), u))
         else:
             ops.add_(params, delta)
     else:  # PyTorch: Δ ← μΔ + ∇/d, w ← w − ηΔ
         ops.mul_(delta, momentum)
-        ops.add_(delta, s)
+        ops.add_(delta, u)
         ops.sub_(params, ops.mul(delta, lr))
 
 
@@ -190,7 +205,9 @@ def _effective_grads(ops, params, grads, *, weight_decay: float, maximize: bool)
 
 # -- checks of the PyTorch options ----------------------------------------------------------
 
-def _torch_option(name: str, value: Any):
+def _option(name: str, value: Any):
+    if name == "spread":
+        return checks.one_of(*core.SPREAD_STATES)(name, value)
     if name == "weight_decay":
         return checks.non_negative(name, value)
     if name == "maximize":
@@ -219,22 +236,22 @@ class CenteredRMSprop(torch.optim.Optimizer):
     a ``torch.optim.Optimizer``.  Build one with :func:`make`, or use :class:`RMSpropGraves`.
 
     The constructor takes the library's keywords (names and defaults as in
-    ``graves.frameworks.make(library, ...)``, and checked by it) and the PyTorch
-    options in :data:`TORCH_OPTIONS`.  A parameter group may override any of
-    them.  Each group stores the hyperparameters under the graves names ``lr``,
-    ``alpha``, ``momentum`` and ``eps`` (so schedulers find ``lr``), the
-    library's variant-fixing keywords (``centered``, Optax's flags), and the
-    PyTorch options.  Every group is checked again before each step; a step that
-    raises changes nothing.
+    ``graves.frameworks.make(library, ...)``, and checked by it) and the options
+    in :data:`OPTIONS`.  A parameter group may override any of them.  Each
+    group stores the hyperparameters under the graves names ``lr``, ``alpha``,
+    ``momentum`` and ``eps`` (so schedulers find ``lr``), the library's
+    variant-fixing keywords (``centered``, Optax's flags), and the options.  Every
+    group is checked again before each step; a step that raises changes nothing.
 
-    The state of a parameter is ``n`` (mean square), ``g`` (mean gradient),
-    ``delta`` (momentum buffer) and ``step`` (a count, as in ``torch.optim``).
+    The state of a parameter is ``n`` (mean square; ``s``, the spread n − g², with
+    ``spread="recursive"``), ``g`` (mean gradient), ``delta`` (momentum buffer) and
+    ``step`` (a count, as in ``torch.optim``).
     """
 
     library: ClassVar[str] = "chainer"
 
     def __init__(self, params, **kwargs):
-        options = {k: _torch_option(k, kwargs.pop(k, default)) for k, default in TORCH_OPTIONS.items()}
+        options = {k: _option(k, kwargs.pop(k, default)) for k, default in OPTIONS.items()}
         unknown = [k for k in kwargs if k not in self._library_keywords()]
         if unknown:
             raise TypeError(
@@ -255,11 +272,11 @@ class CenteredRMSprop(torch.optim.Optimizer):
 
     @classmethod
     def _library_keywords(cls) -> list[str]:
-        return [k for k in cls._framework().signature if k not in TORCH_OPTIONS]
+        return [k for k in cls._framework().signature if k not in OPTIONS]
 
     @classmethod
     def _accepted(cls) -> str:
-        return ", ".join(cls._library_keywords()) + " and the PyTorch options " + ", ".join(TORCH_OPTIONS)
+        return ", ".join(cls._library_keywords()) + " and the options " + ", ".join(OPTIONS)
 
     @classmethod
     def _translate(cls, library_kwargs: dict) -> dict:
@@ -288,9 +305,9 @@ class CenteredRMSprop(torch.optim.Optimizer):
                 )
             current = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
             group.update(self._translate({**self._in_library_keywords(current), **given}))
-        for k in TORCH_OPTIONS:
+        for k in OPTIONS:
             if k in group:
-                group[k] = _torch_option(k, group[k])
+                group[k] = _option(k, group[k])
         candidate = {**self.defaults, **group}
         self._configuration(candidate)  # raises before the group is added
         super().add_param_group(group)
@@ -299,12 +316,14 @@ class CenteredRMSprop(torch.optim.Optimizer):
         """The checked hyperparameters of ``group``, its variant and the initial ``n``."""
         fw = self._framework()
         hyper = {g: getattr(fw, g).check(g, _number(g, group[g])) for g in HYPERPARAMETERS}
-        for k in TORCH_OPTIONS:
-            _torch_option(k, group[k])
-        key = tuple((k, group[k]) for k in fw.config_checks)
+        for k in OPTIONS:
+            _option(k, group[k])
+        key = tuple((k, group[k]) for k in (*fw.config_checks, "spread"))
         if key not in self._configurations:
             config = {k: check(k, group[k]) for k, check in fw.config_checks.items()}
             variant, initial_n = fw.configure(config)
+            variant = variant._replace(spread=group["spread"])
+            core.check_variant(variant)  # e.g. spread="recursive" needs centered=True
             unsupported = [
                 f for f in variant._fields
                 if f not in _IMPLEMENTED and getattr(variant, f) != CenteredVariant._field_defaults[f]
@@ -319,11 +338,13 @@ class CenteredRMSprop(torch.optim.Optimizer):
 
     # -- the step ---------------------------------------------------------------------------
 
-    def _init_state(self, p: torch.Tensor, initial_n: float) -> dict:
+    def _init_state(self, p: torch.Tensor, variant: CenteredVariant, initial_n: float) -> dict:
         state = self.state[p]
         if not state:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)
-            state["n"] = torch.full_like(p, initial_n, memory_format=torch.preserve_format)
+            # with g = 0 at the start, the spread s = n - g² starts where n does
+            key = "s" if variant.spread == "recursive" else "n"
+            state[key] = torch.full_like(p, initial_n, memory_format=torch.preserve_format)
             state["g"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
@@ -340,7 +361,13 @@ class CenteredRMSprop(torch.optim.Optimizer):
         for group in self.param_groups:  # every check before the first write
             configuration = self._configuration(group)
             params = [p for p in group["params"] if p.grad is not None]
+            kept = "s" if configuration[1].spread == "recursive" else "n"
             for p in params:
+                if self.state[p] and kept not in self.state[p]:
+                    raise ValueError(
+                        f"a parameter's state holds {'s' if kept == 'n' else 'n'}, but its group now has "
+                        f"spread={group['spread']!r}; the spread cannot change during training"
+                    )
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 if torch.is_complex(p):
@@ -350,7 +377,7 @@ class CenteredRMSprop(torch.optim.Optimizer):
         for group, (hyper, variant, initial_n), params in plans:
             if not params:
                 continue
-            states = [self._init_state(p, initial_n) for p in params]
+            states = [self._init_state(p, variant, initial_n) for p in params]
             foreach = group["foreach"]
             if foreach is None:  # as torch.optim: foreach by default where the kernels exist
                 foreach = all(p.device.type == "cuda" for p in params)
@@ -364,7 +391,8 @@ class CenteredRMSprop(torch.optim.Optimizer):
 
 def _tensors(params, states):
     grads = [p.grad for p in params]
-    return grads, [s["n"] for s in states], [s["g"] for s in states], [s["delta"] for s in states]
+    n_or_s = [s["s"] if "s" in s else s["n"] for s in states]
+    return grads, n_or_s, [s["g"] for s in states], [s["delta"] for s in states]
 
 
 def _loop_update(params, states, hyper, variant, options) -> None:
@@ -401,6 +429,8 @@ class RMSpropGraves(CenteredRMSprop):
         w ← w + Δ
 
     ``lr`` sits inside Δ: a scheduler's new ``lr`` scales only new contributions.
+    ``spread="recursive"`` keeps s = n − g² by its recursion, as ``graves.RMSpropGraves``
+    does with that option: the same step in exact arithmetic, never a negative spread.
     """
 
     library = "chainer"
@@ -413,13 +443,14 @@ class RMSpropGraves(CenteredRMSprop):
         momentum: float = 0.9,
         eps: float = 1e-4,
         *,
+        spread: str = "difference",
         weight_decay: float = 0.0,
         maximize: bool = False,
         foreach: bool | None = None,
     ):
         super().__init__(
             params, lr=lr, alpha=alpha, momentum=momentum, eps=eps,
-            weight_decay=weight_decay, maximize=maximize, foreach=foreach,
+            spread=spread, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
         )
 
 
@@ -436,7 +467,7 @@ def optimizer_class(name: str) -> type[CenteredRMSprop]:
 
 def make(name: str, params, **kwargs) -> CenteredRMSprop:
     """The centered RMSprop of library ``name`` over ``params``, configured with that library's
-    keyword names and defaults (as ``graves.frameworks.make``), plus the PyTorch options
-    ``weight_decay``, ``maximize`` and ``foreach``; e.g.
+    keyword names and defaults (as ``graves.frameworks.make``), plus the options in
+    :data:`OPTIONS` (``spread``, ``weight_decay``, ``maximize``, ``foreach``); e.g.
     ``make("tf1", model.parameters(), learning_rate=1e-3, centered=True)``."""
     return optimizer_class(name)(params, **kwargs)

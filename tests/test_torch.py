@@ -39,6 +39,8 @@ CONFIGS = {
                                   bias_correction=True, initial_scale=0.1, eps_in_sqrt=False),
     "optax-uncentered-bias": dict(learning_rate=1e-3, decay=0.95, eps=1e-6, bias_correction=True),
     "dqn": dict(lr=1e-3),
+    "chainer-recursive": dict(lr=1e-3, alpha=0.95, momentum=0.9, eps=1e-4, spread="recursive"),
+    "torch-recursive": dict(lr=1e-3, alpha=0.95, momentum=0.9, eps=1e-6, centered=True, spread="recursive"),
 }
 
 
@@ -89,10 +91,11 @@ DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["
 
 
 @DTYPES
-def test_rmspropgraves_matches_numpy_graves(dtype):
-    kw = CONFIGS["chainer"]
-    mine, _ = torch_trajectory("chainer", kw, dtype, foreach=False)
-    theirs = numpy_trajectory("chainer", kw, dtype, graves_class=True)
+@pytest.mark.parametrize("name", ["chainer", "chainer-recursive"])
+def test_rmspropgraves_matches_numpy_graves(dtype, name):
+    kw = CONFIGS[name]
+    mine, _ = torch_trajectory(name, kw, dtype, foreach=False)
+    theirs = numpy_trajectory(name, kw, dtype, graves_class=True)
     assert np.all(np.isfinite(mine))
     assert relative_error(mine, theirs) <= RTOL[dtype]
     # the run moves by a distance of order one, so an error in a step would show
@@ -306,6 +309,20 @@ def test_a_bad_group_at_step_time_changes_nothing():
     with pytest.raises(ValueError, match="alpha"):
         opt.step()
     assert torch.equal(a.detach(), torch.ones(2)) and not opt.state
+
+
+def test_spread_recursive_keeps_s_and_cannot_change_midway():
+    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    opt = gt.RMSpropGraves([w], lr=1e-2, spread="recursive")
+    w.grad = torch.ones(3, dtype=torch.float64)
+    opt.step()
+    assert set(opt.state[w]) == {"step", "s", "g", "delta"}
+    assert torch.all(opt.state[w]["s"] == 0)  # a constant gradient has spread 0, kept exactly
+    opt.param_groups[0]["spread"] = "difference"
+    with pytest.raises(ValueError, match="spread"):
+        opt.step()
+    with pytest.raises(ValueError, match="centered"):
+        gt.make("torch", [w], spread="recursive")  # PyTorch's default is uncentered
 
 
 def test_sparse_gradients_are_refused():
