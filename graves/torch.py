@@ -363,7 +363,7 @@ class CenteredRMSprop(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             kept = "s" if configuration[1].spread == "recursive" else "n"
             for p in params:
-                if self.state[p] and kept not in self.state[p]:
+                if self.state.get(p) and kept not in self.state[p]:  # get: no empty entry
                     raise ValueError(
                         f"a parameter's state holds {'s' if kept == 'n' else 'n'}, but its group now has "
                         f"spread={group['spread']!r}; the spread cannot change during training"
