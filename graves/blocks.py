@@ -33,6 +33,11 @@ DEFAULT_BLOCK_SIZE = 2**16
 #: block to gain more than handing it work costs (tens of microseconds).
 MIN_PARALLEL_SIZE = 2 * DEFAULT_BLOCK_SIZE
 
+#: Largest block size and thread count an optimizer accepts.  Scratch is never
+#: larger than the arrays it serves, and the shared pool has 64 workers.
+MAX_BLOCK_SIZE = 2**26
+MAX_THREADS = 64
+
 #: Most threads used by default, so that a step does not take every core of a
 #: large machine: memory bandwidth, which more cores share, bounds it anyway.
 MAX_DEFAULT_THREADS = 4
@@ -61,7 +66,7 @@ def shared_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="graves-blocks")
+            _pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="graves-blocks")
         return _pool
 
 
@@ -87,7 +92,9 @@ class BlockRunner:
     ``threads="auto"`` picks :func:`default_threads` for each array's size.
     The runner owns one scratch buffer per thread and dtype, allocated once and
     reused, so a step allocates nothing in proportion to the model: its extra
-    memory is ``threads × 2 × block_size`` elements.
+    memory is ``threads × 2 × block_size`` elements at most (a scratch row is never
+    longer than the longest array run so far).  :meth:`reserve` allocates it
+    ahead of a step, so that the step itself allocates nothing.
 
     With ``compiled=True`` a step that has a compiled one-pass kernel
     (:mod:`graves.fused`) runs that instead, on one contiguous stretch per
@@ -104,11 +111,27 @@ class BlockRunner:
         """Threads a step on ``size`` elements uses."""
         return default_threads(size) if self.threads == "auto" else self.threads
 
-    def scratch(self, thread: int, dtype: np.dtype) -> np.ndarray:
+    def scratch(self, thread: int, dtype: np.dtype, length: int | None = None) -> np.ndarray:
+        """Thread ``thread``'s scratch for ``dtype``, rows of at least ``length`` elements
+        (default: a whole block)."""
         key = (thread, np.dtype(dtype))
-        if key not in self._scratch:
-            self._scratch[key] = np.empty((2, self.block_size), dtype=dtype)
-        return self._scratch[key]
+        length = self.block_size if length is None else min(length, self.block_size)
+        held = self._scratch.get(key)
+        if held is None or held.shape[1] < length:
+            held = self._scratch[key] = np.empty((2, length), dtype=dtype)
+        return held
+
+    def all_compiled(self, step: Callable, dtypes) -> bool:
+        """True if ``step`` runs as a compiled kernel for every dtype in ``dtypes``."""
+        return self.compiled and all(fused.kernel_for(step, dtype) is not None for dtype in dtypes)
+
+    def reserve(self, step: Callable, w: np.ndarray) -> None:
+        """Allocate the scratch that :meth:`run` of ``step`` on ``w`` will use."""
+        if self.compiled and fused.kernel_for(step, w.dtype) is not None:
+            return  # the compiled kernel needs none
+        threads = min(self.threads_for(w.size), max(1, -(-w.size // self.block_size)))
+        for t in range(threads):
+            self.scratch(t, w.dtype, w.size)
 
     def run(self, step: Callable, w: np.ndarray, grad: np.ndarray, state: NamedTuple, **hyper) -> None:
         """Apply ``step(w, grad, state, scratch=..., **hyper)`` to flat ``w``, block by block."""
@@ -120,7 +143,7 @@ class BlockRunner:
         threads = min(self.threads_for(w.size), len(bounds))
 
         def work(thread: int, blocks: list[tuple[int, int]]) -> None:
-            scratch = self.scratch(thread, w.dtype)
+            scratch = self.scratch(thread, w.dtype, w.size)
             for start, stop in blocks:
                 part = slice(start, stop)
                 step(
@@ -139,7 +162,7 @@ class BlockRunner:
         cuts = [len(bounds) * t // threads for t in range(threads + 1)]
         runs = [bounds[cuts[t] : cuts[t + 1]] for t in range(threads)]
         for t in range(1, threads):  # scratch is created here, not in the workers
-            self.scratch(t, w.dtype)
+            self.scratch(t, w.dtype, w.size)
         futures = [_submit(work, t, runs[t]) for t in range(1, threads)]
         try:
             work(0, runs[0])

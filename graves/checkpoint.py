@@ -17,8 +17,11 @@ Layout of a state dict (every value an array, a number or a string)::
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
+import socket
 import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .core import SPREAD_STATES
+from . import checks
 
 if TYPE_CHECKING:
     from .optimizers import Optimizer
@@ -41,8 +45,8 @@ def to_plain(opt: "Optimizer") -> dict[str, Any]:
     d["nonfinite"] = opt.nonfinite
     if getattr(opt, "spread", "difference") != "difference":  # the state holds s = n - g², not n
         d["spread"] = opt.spread
-    d["step_count"] = opt.step_count
-    d["skipped_steps"] = opt.skipped_steps
+    for name in _COUNTERS:
+        d[name] = _counter({name: getattr(opt, name)}, name)  # checked: it must fit an int64
     d["keys"] = np.array(list(opt.state), dtype=str)
     for key, state in opt.state.items():
         for field, array in zip(state._fields, state):
@@ -62,10 +66,16 @@ def scalar_entry(d: Mapping, entry: str) -> Any:
     return value
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def _counter(d: Mapping, entry: str) -> int:
+    # an int64, so that every checkpoint stores it as a plain integer array
     value = scalar_entry(d, entry)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"state dict entry {entry!r} must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= _INT64_MAX:
+        raise ValueError(
+            f"state dict entry {entry!r} must be a non-negative integer below 2**63, got {checks.shown(value)}"
+        )
     return int(value)
 
 
@@ -88,6 +98,9 @@ def restore(opt: "Optimizer", d: Any) -> None:
     """Check ``d`` against ``opt`` completely, then load it; on failure ``opt`` is unchanged."""
     if not isinstance(d, Mapping):
         raise TypeError(f"a state dict must be a dict, got {type(d).__name__}")
+    odd = [k for k in d if not isinstance(k, str)]
+    if odd:
+        raise TypeError(f"state dict keys must be strings, got {checks.shown(odd[0])} of type {type(odd[0]).__name__}")
     fmt = scalar_entry(d, "format")
     if fmt != FORMAT:
         raise ValueError(f"state dict has format {fmt!r}; expected {FORMAT!r}")
@@ -109,6 +122,8 @@ def restore(opt: "Optimizer", d: Any) -> None:
     keys = [str(k) for k in keys]
     if len(set(keys)) != len(keys):
         raise ValueError("state dict entry 'keys' names a parameter twice")
+    for key in keys:
+        checks.parameter_name(key)
 
     State = opt.State if spread is None else SPREAD_STATES[spread]
     fields = State._fields
@@ -118,16 +133,16 @@ def restore(opt: "Optimizer", d: Any) -> None:
         for field in fields:
             entry = f"state/{field}/{key}"
             if entry not in d:
-                raise ValueError(f"state dict has no entry {entry!r}; a {opt.name} state needs {list(fields)} per parameter")
+                raise ValueError(f"state dict has no entry {checks.shown(entry)}; a {opt.name} state needs {list(fields)} per parameter")
             a = d[entry]
             if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.floating):
-                raise ValueError(f"state dict entry {entry!r} must be a float array, got {type(a).__name__}"
+                raise ValueError(f"state dict entry {checks.shown(entry)} must be a float array, got {type(a).__name__}"
                                  + (f" of dtype {a.dtype}" if isinstance(a, np.ndarray) else ""))
             first = arrays[0] if arrays else a
             if a.shape != first.shape or a.dtype != first.dtype:
                 raise ValueError(
-                    f"state dict entry {entry!r} is {a.dtype}{list(a.shape)}, but "
-                    f"'state/{fields[0]}/{key}' is {first.dtype}{list(first.shape)}"
+                    f"state dict entry {checks.shown(entry)} is {a.dtype}{list(a.shape)}, but "
+                    f"{checks.shown(f'state/{fields[0]}/{key}')} is {first.dtype}{list(first.shape)}"
                 )
             arrays.append(np.array(a, copy=True, order="C"))
         state[key] = State(*arrays)
@@ -137,7 +152,9 @@ def restore(opt: "Optimizer", d: Any) -> None:
     known |= {f"state/{f}/{k}" for f in fields for k in keys}
     extra = sorted(set(d) - known)
     if extra:
-        raise ValueError(f"state dict has unexpected entries {extra[:5]}; is it from another optimizer or version?")
+        raise ValueError(
+            f"state dict has unexpected entries {checks.listing(extra)}; is it from another optimizer or version?"
+        )
 
     # everything is checked: now commit
     for name, value in hyper.items():
@@ -150,18 +167,62 @@ def restore(opt: "Optimizer", d: Any) -> None:
     opt.skipped_steps = counters["skipped_steps"]
 
 
+def _temporary_prefix(path: str) -> tuple[str, str]:
+    """``(directory, prefix)`` of the temporary files of saves to ``path`` on this machine.
+
+    The name is ``.<name>.<machine>.<pid>.<random>.tmp`` (``<name>`` shortened
+    with a hash when long, ``<machine>`` a hash of the host name), so that the
+    next save to the same path can tell a file left by a killed save (its
+    process no longer runs) from one being written now.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    if len(name.encode("utf-8", "surrogateescape")) > 100:
+        name = name[:40] + "~" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    machine = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    return directory, f".{name}.{machine}."
+
+
+def _remove_stale_temporaries(directory: str, prefix: str) -> None:
+    """Delete temporary files of earlier saves to the same path by processes of this machine
+    that no longer run (a save killed by the operating system leaves its file behind)."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.[0-9a-f]{12}\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # that process still runs: perhaps it is saving now
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue  # it runs under another user, or the pid is not one: leave it
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
 def save(opt: "Optimizer", path) -> None:
     """Write a temporary file beside ``path``, then rename it over ``path``.
 
     A rename within one directory is atomic, so a crash mid-save leaves either
     the old checkpoint or the new one, never a torn file; the temporary file is
-    removed on any error.  The file is created with mode ``0o666`` less the
-    umask, as ``open`` would (``tempfile.mkstemp`` would make it private).
+    removed on any error, and one left by a save that was killed is removed by
+    the next save to the same path (see :func:`_temporary_prefix`).  ``path`` is
+    a ``str``, ``bytes`` or ``os.PathLike``, as for :func:`load`.  The file is
+    created with mode ``0o666`` less the umask, as ``open`` would
+    (``tempfile.mkstemp`` would make it private).  Nothing is pickled.
     """
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
+    path = _path(path)
+    state = opt.state_dict()
+    directory, prefix = _temporary_prefix(path)
     for _ in range(100):
-        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        tmp = os.path.join(directory, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             break
@@ -171,7 +232,7 @@ def save(opt: "Optimizer", path) -> None:
         raise FileExistsError(f"could not create a temporary file beside {path!r}")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **opt.state_dict())
+            np.savez(f, allow_pickle=False, **state)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -179,6 +240,15 @@ def save(opt: "Optimizer", path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _remove_stale_temporaries(directory, prefix)
+
+
+def _path(path) -> str:
+    """``path`` (``str``, ``bytes`` or ``os.PathLike``) as a ``str``; a TypeError otherwise."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"a checkpoint path must be a str, bytes or os.PathLike, got {type(path).__name__}") from None
 
 
 def from_plain(d: Mapping) -> "Optimizer":
@@ -196,27 +266,117 @@ def from_plain(d: Mapping) -> "Optimizer":
     return opt
 
 
-def load(path) -> "Optimizer":
-    """The optimizer saved at ``path``, with its hyperparameters and state.
+#: Deflate cannot shrink data more than 1032-fold: a member that declares more is not a real one.
+_MAX_DEFLATE_RATIO = 1032
 
-    A missing file raises ``FileNotFoundError`` (as ``open`` would); a file that
-    is not a valid checkpoint raises ``ValueError`` or ``TypeError`` naming it.
+
+def _headers(archive: zipfile.ZipFile) -> dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]:
+    """Each member's ``.npy`` header, checked against the sizes the zip directory declares,
+    reading no array data: entry name -> (info, shape, dtype)."""
+    headers = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy") or info.filename[:-4] in headers:
+            raise ValueError(f"member {checks.shown(info.filename)} is not an array of a checkpoint, or appears twice")
+        if info.compress_type == zipfile.ZIP_STORED:
+            plausible = info.file_size == info.compress_size
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            plausible = info.file_size <= _MAX_DEFLATE_RATIO * info.compress_size + 1024
+        else:
+            plausible = False
+        if not plausible:
+            raise ValueError(
+                f"member {checks.shown(info.filename)} declares {info.file_size:,} bytes from {info.compress_size:,} "
+                "stored ones, which its compression cannot give"
+            )
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"member {checks.shown(info.filename)} has .npy version {version}")
+            offset = f.tell()
+        if dtype.hasobject:
+            raise ValueError(f"member {checks.shown(info.filename)} holds Python objects, which are never loaded")
+        expected = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if expected != info.file_size:
+            raise ValueError(
+                f"member {checks.shown(info.filename)} declares an array of {expected:,} bytes in "
+                f"{info.file_size:,} bytes"
+            )
+        headers[info.filename[:-4]] = (info, shape, dtype)
+    return headers
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with archive.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _expected_entries(d_small: Mapping, headers: dict) -> set[str]:
+    """The entries a checkpoint of the optimizer named in ``d_small`` may hold."""
+    from .optimizers import registry
+
+    owner = scalar_entry(d_small, "optimizer")
+    classes = registry()
+    if not isinstance(owner, str) or owner not in classes:
+        raise ValueError(f"state dict entry 'optimizer' is {checks.shown(owner)}; expected one of {sorted(classes)}")
+    cls = classes[owner]
+    keys = d_small.get("keys")
+    if not isinstance(keys, np.ndarray) or keys.ndim != 1 or (keys.size and keys.dtype.kind != "U"):
+        raise ValueError("state dict entry 'keys' must be a 1-D array of names")
+    allowed = {"format", "optimizer", "nonfinite", "keys", *_COUNTERS}
+    allowed |= {f"hp/{n}" for n in cls.hyperparameter_names}
+    allowed |= {f"config/{k}" for k in getattr(cls, "config_checks", {})}
+    allowed |= {"spread"}
+    fields = {f for State in (cls.State, *SPREAD_STATES.values()) for f in State._fields}
+    allowed |= {f"state/{f}/{k}" for f in fields for k in keys.tolist()}
+    unexpected = [name for name in headers if name not in allowed]
+    if unexpected:
+        raise ValueError(f"it has unexpected entries {checks.listing(unexpected)}")
+    return allowed
+
+
+def load(path) -> "Optimizer":
+    """The optimizer saved at ``path`` (``str``, ``bytes`` or ``os.PathLike``), with its
+    hyperparameters and state.
+
+    Before any array data is read, the zip directory's member names and sizes
+    and each array's header are checked against each other and against the
+    optimizer's layout, so that a crafted file is refused without allocating
+    or inflating what it declares.  Nothing is unpickled.  A missing file raises
+    ``FileNotFoundError`` (as ``open`` would); a file that is not a valid
+    checkpoint raises ``ValueError`` or ``TypeError`` naming it.
     """
-    name = os.fspath(path)
+    name = _path(path)
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an .npz archive")
-        with archive:
-            d = {entry: archive[entry] for entry in archive.files}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        with open(name, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                raise ValueError("it holds a single array, not an .npz archive")
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                members = archive.namelist()
+                if "optimizer.npy" not in members:
+                    raise _NotACheckpoint(
+                        f"{name!r} is not a graves checkpoint: it has no entry 'optimizer' "
+                        f"(members: {checks.listing(sorted(members))})"
+                    )
+                headers = _headers(archive)
+                small = [k for k in headers if not k.startswith("state/")]
+                d = {k: _read(archive, headers[k][0]) for k in small}
+                _expected_entries(d, headers)
+                d.update({k: _read(archive, headers[k][0]) for k in headers if k.startswith("state/")})
+    except (FileNotFoundError, IsADirectoryError, PermissionError, _NotACheckpoint):
         raise  # the file system's own message names the path
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, MemoryError, OverflowError) as exc:
         raise ValueError(f"{name!r} is not a readable graves checkpoint: {exc}") from exc
-    if "optimizer" not in d:
-        raise ValueError(f"{name!r} is not a graves checkpoint: it has no entry 'optimizer' (entries: {sorted(d)[:5]})")
     try:
         return from_plain(d)
     except (ValueError, TypeError) as exc:
         kind = TypeError if isinstance(exc, TypeError) else ValueError
         raise kind(f"{name!r} is not a valid graves checkpoint: {exc}") from exc
+
+
+class _NotACheckpoint(ValueError):
+    pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from itertools import islice
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Callable, NamedTuple
 
@@ -55,6 +56,14 @@ def positive_integer(name: str, value: Any) -> int:
     return int(value)
 
 
+def bounded_integer(name: str, value: Any, most: int) -> int:
+    """A count with an upper bound: :func:`positive_integer`, at most ``most``."""
+    value = positive_integer(name, value)
+    if value > most:
+        raise ValueError(f"{name} must be <= {most:,}, got {value:,}")
+    return value
+
+
 def one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str):
@@ -94,60 +103,136 @@ class Entry(NamedTuple):
     is_array: bool
 
 
+#: Keys a message names before it summarises the rest.
+SHOWN_KEYS = 5
+
+#: A zip member name holds at most 65,535 bytes of UTF-8, and a checkpoint stores each
+#: parameter's state under ``state/<field>/<key>.npy``: this leaves room for the prefix.
+MAX_KEY_BYTES = 65_000
+
+
+def shown(key: Any) -> str:
+    """``repr(key)``, cut to about 80 characters, so that a message stays readable."""
+    text = repr(key)
+    if len(text) <= 80:
+        return text
+    size = f"{len(key):,} characters" if isinstance(key, str) else type(key).__name__
+    return f"{text[:60]}… ({size})"
+
+
+def listing(keys: Any, total: int | None = None) -> str:
+    """The first :data:`SHOWN_KEYS` of ``keys`` and how many more: ``'a', 'b' and 99,998 more``."""
+    first = [shown(k) for k in islice(keys, SHOWN_KEYS)]
+    total = len(keys) if total is None else total
+    more = total - len(first)
+    return ", ".join(first) + (f" and {more:,} more" if more > 0 else "") if first else "none"
+
+
+def parameter_name(key: Any) -> str:
+    """``key`` if a checkpoint can store it as a parameter name, else a TypeError/ValueError naming it.
+
+    A name is a string without NUL characters (a zip member name ends at the first
+    NUL, and numpy's string arrays drop trailing ones), without lone surrogates
+    (they have no UTF-8 encoding), and of at most :data:`MAX_KEY_BYTES` bytes in UTF-8.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"parameter names must be strings, got {shown(key)} of type {type(key).__name__}")
+    if "\x00" in key:
+        raise ValueError(f"parameter name {shown(key)} contains a NUL character, which a checkpoint cannot store")
+    if key.isascii():
+        size = len(key)
+    else:
+        try:
+            size = len(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"parameter name {shown(key)} contains a lone surrogate, which has no UTF-8 form; "
+                "a checkpoint cannot store it"
+            ) from None
+    if size > MAX_KEY_BYTES:
+        raise ValueError(
+            f"parameter name {shown(key)} is {size:,} bytes long in UTF-8; a checkpoint stores names "
+            f"of at most {MAX_KEY_BYTES:,} bytes"
+        )
+    return key
+
+
 def _kind(x: Any) -> str:
     return f"{type(x).__name__}" + (f" of dtype {x.dtype}" if isinstance(x, (np.ndarray, np.generic)) else "")
 
 
-def parameter_entries(params: Any, grads: Any) -> list[Entry]:
+def _plain(x: Any, label: str, key: str) -> Any:
+    """An ndarray subclass as a plain ndarray over the same memory (its own methods and
+    ``__array_ufunc__`` then play no part); matrices and masked arrays are refused, as
+    their meaning differs from their memory's."""
+    if not isinstance(x, np.ndarray) or type(x) is np.ndarray:
+        return x
+    if isinstance(x, (np.matrix, np.ma.MaskedArray)):
+        raise TypeError(
+            f"{label} {shown(key)} is a {type(x).__name__}; expected a plain numpy array "
+            "(np.asarray(x) is a plain view of x's memory)"
+        )
+    return np.ndarray.view(x, np.ndarray)  # the base method: a subclass's own view() is not called
+
+
+def parameter_entries(params: Any, grads: Any, missing: str = "raise") -> list[Entry]:
     """Check that ``grads`` matches ``params`` key by key; return one entry per key.
 
-    Each gradient is converted to its parameter's dtype here, once, so that the
-    non-finite check sees exactly the values the step will use (a finite
-    float64 gradient can overflow to inf in float32 or float16).
+    With ``missing="skip"``, a key of ``params`` absent from ``grads`` (a frozen
+    parameter) gets no entry; with ``"raise"`` it is an error.  Each gradient is
+    converted to its parameter's dtype here, once, so that the non-finite check
+    sees exactly the values the step will use (a finite float64 gradient can
+    overflow to inf in float32 or float16).  An ndarray subclass is taken as the
+    plain array over its memory.
     """
     for label, d in (("params", params), ("grads", grads)):
         if not isinstance(d, Mapping):
-            raise TypeError(f"{label} must be a dict from name to array or scalar, got {type(d).__name__}")
-    for key in params:
-        if key not in grads:
-            raise KeyError(f"grads has no entry for parameter {key!r}; expected the keys {list(params)}")
-    for key in grads:
-        if key not in params:
-            raise KeyError(f"grads has an extra key {key!r} that is not a parameter; expected the keys {list(params)}")
+            raise TypeError(f"params and grads must be dicts from name to array or scalar; {label} is {type(d).__name__}")
+    if missing != "skip":
+        absent = [key for key in params if key not in grads]
+        if absent:
+            raise KeyError(
+                f"grads has no entry for parameter {shown(absent[0])}; expected the keys of params "
+                f"({listing(params)}), missing: {listing(absent)}. For frozen parameters, build the "
+                "optimizer with missing_grads='skip'"
+            )
+    extra = [key for key in grads if key not in params]
+    if extra:
+        raise KeyError(
+            f"grads has an extra key {shown(extra[0])} that is not a parameter; expected the keys of params "
+            f"({listing(params)}), extra: {listing(extra)}"
+        )
 
     entries = []
     for key, value in params.items():
-        if not isinstance(key, str):
-            raise TypeError(f"parameter names must be strings, got {key!r} of type {type(key).__name__}")
-        if isinstance(value, (np.matrix, np.ma.MaskedArray)):
-            raise TypeError(
-                f"parameter {key!r} is a {type(value).__name__}; expected a plain numpy array "
-                "(np.asarray(x) is a plain view of x's memory)"
-            )
+        if missing == "skip" and key not in grads:
+            continue
+        parameter_name(key)
+        value = _plain(value, "parameter", key)
         if isinstance(value, np.ndarray):
             dtype, shape, is_array = value.dtype, value.shape, True
             if not value.flags.writeable:
-                raise ValueError(f"parameter {key!r} is a read-only array; expected a writable array")
+                raise ValueError(f"parameter {shown(key)} is a read-only array; expected a writable array")
         elif isinstance(value, (float, np.floating)):
             dtype = np.dtype(np.float64) if isinstance(value, float) else value.dtype
             shape, is_array = (), False
         else:
             raise TypeError(
-                f"parameter {key!r} is {_kind(value)}; expected a float numpy array or a float scalar"
+                f"parameter {shown(key)} is {_kind(value)}; expected a float numpy array or a float scalar"
             )
         if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"parameter {key!r} has dtype {dtype}; expected a real floating dtype")
+            raise TypeError(f"parameter {shown(key)} has dtype {dtype}; expected a real floating dtype")
 
         grad = grads[key]
         if isinstance(grad, (bool, np.bool_)) or not isinstance(grad, (np.ndarray, numbers.Real, np.number)):
-            raise TypeError(f"gradient {key!r} is {_kind(grad)}; expected a real array or number")
-        if isinstance(grad, (np.matrix, np.ma.MaskedArray)):
-            raise TypeError(f"gradient {key!r} is a {type(grad).__name__}; expected a plain numpy array")
+            raise TypeError(f"gradient {shown(key)} is {_kind(grad)}; expected a real array or number")
+        grad = _plain(grad, "gradient", key)
         grad_dtype = np.asarray(grad).dtype
-        if not (np.issubdtype(grad_dtype, np.floating) or np.issubdtype(grad_dtype, np.integer)):
-            raise TypeError(f"gradient {key!r} has dtype {grad_dtype}; expected a real dtype")
+        # by kind: numpy counts timedelta64 as an integer type, and NaT would pass as -9.2e18
+        if grad_dtype.kind not in "fiu":
+            raise TypeError(f"gradient {shown(key)} has dtype {grad_dtype}; expected a real dtype (floating or integer)")
         if np.shape(grad) != shape:
-            raise ValueError(f"gradient {key!r} has shape {np.shape(grad)}; expected the parameter's shape {shape}")
+            raise ValueError(f"gradient {shown(key)} has shape {np.shape(grad)}; expected the parameter's shape {shape}")
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is caught by first_nonfinite
             grad = np.asarray(grad, dtype=dtype)
         entries.append(Entry(key, value, grad, shape, dtype, is_array))
@@ -157,6 +242,126 @@ def parameter_entries(params: Any, grads: Any) -> list[Entry]:
             "in it; expected a dict"
         )
     return entries
+
+
+# -- aliasing ---------------------------------------------------------------------------
+
+
+def _root(a: np.ndarray) -> Any:
+    """The array that owns ``a``'s memory, or None when that memory belongs to another kind
+    of object (a buffer, a memory map, an ``as_strided`` interface), which other arrays may
+    share without a common ndarray owner."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a if a.base is None else None
+
+
+def _bounds(a: np.ndarray) -> tuple[int, int]:
+    """The byte addresses ``[low, high)`` that ``a`` can touch."""
+    low = high = a.ctypes.data
+    for n, stride in zip(a.shape, a.strides):
+        reach = (n - 1) * stride
+        if reach < 0:
+            low += reach
+        else:
+            high += reach
+    return low, high + a.itemsize
+
+
+def _overlaps_itself(a: np.ndarray) -> bool:
+    """True if two elements of ``a`` may share memory: a zero stride, or strides that
+    do not nest (sorted by size, each stride spans at least what the smaller ones reach)."""
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        return False
+    dims = sorted((abs(s), n) for n, s in zip(a.shape, a.strides) if n > 1)
+    reach = a.itemsize
+    for stride, n in dims:
+        if stride < reach:
+            return True
+        reach = stride * (n - 1) + reach
+    return False
+
+
+def _share(a: np.ndarray, b: np.ndarray) -> bool:
+    # overlapping bounds of two contiguous arrays always share bytes; strided ones may interleave
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        return True
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except np.exceptions.TooHardError:  # undecided: refuse, as a write could corrupt the other
+        return True
+
+
+def no_aliasing(entries: list[Entry]) -> None:
+    """A step writes each parameter, so no parameter may share memory with another
+    parameter, with any gradient, or with itself; raise a ValueError naming the pair.
+
+    Gradients may share memory with each other (they are only read).  Arrays with
+    different owners cannot overlap, so only arrays that share an owner (or whose
+    memory an ndarray does not own) are compared, by sorting their byte intervals:
+    O(n log n) in the number of keys.
+    """
+    groups: dict[int, list] = {}  # id of the owning array -> [(array, key, is_parameter), ...]
+    foreign = False
+    for e in entries:
+        pairs = ((e.value, True), (e.grad, False)) if e.is_array else ((e.grad, False),)
+        for a, is_param in pairs:
+            if is_param and not a.flags.c_contiguous and a.size > 1 and _overlaps_itself(a):
+                raise ValueError(
+                    f"parameter {shown(e.key)} has strides {a.strides}, with which several elements "
+                    "share memory (a zero stride, say); a step would write them more than once. "
+                    "Expected a writable array whose elements are distinct (np.array(x) copies it)"
+                )
+            base = a.base
+            if base is None:
+                root = a
+            elif base.__class__ is np.ndarray and base.base is None:
+                root = base
+            else:
+                root = _root(a)
+                foreign = foreign or root is None
+            group = groups.get(id(root))
+            if group is None:
+                groups[id(root)] = [(a, e.key, is_param)]
+            else:
+                group.append((a, e.key, is_param))
+    if foreign:  # some memory has no ndarray owner: compare everything
+        candidates = [item for items in groups.values() for item in items if item[0].size]
+    else:
+        candidates = [
+            item
+            for items in groups.values()
+            if len(items) > 1 and any(p for _, _, p in items)
+            for item in items
+            if item[0].size
+        ]
+    if not candidates:
+        return
+    intervals = sorted((*_bounds(a), i) for i, (a, _, _) in enumerate(candidates))
+    active: list[tuple[int, int]] = []  # (high, index) of intervals that may reach the next one
+    for low, high, i in intervals:
+        active = [(h, j) for h, j in active if h > low]
+        a, key, is_param = candidates[i]
+        for _, j in active:
+            b, other, other_is_param = candidates[j]
+            if (is_param or other_is_param) and _share(a, b):
+                _raise_alias(candidates[j], candidates[i])
+        active.append((high, i))
+
+
+def _raise_alias(first, second) -> None:
+    (_, key_a, param_a), (_, key_b, param_b) = first, second
+    if param_a and param_b:
+        raise ValueError(
+            f"parameters {shown(key_a)} and {shown(key_b)} share memory (one array under two keys, or "
+            "overlapping views); a step would update the shared elements twice. Pass a shared (tied) "
+            "array once, under one key, with the sum of its gradients"
+        )
+    param, grad = (key_a, key_b) if param_a else (key_b, key_a)
+    raise ValueError(
+        f"gradient {shown(grad)} shares memory with parameter {shown(param)}, which the step writes "
+        "while it reads the gradient; expected a gradient that no parameter overlaps (pass a copy)"
+    )
 
 
 def first_nonfinite(entries: list[Entry]) -> str | None:
@@ -200,7 +405,7 @@ def hyperparameters_fit(opt: Any, entries: list[Entry]) -> None:
                 ok = False
             if not ok:
                 raise ValueError(
-                    f"parameter {e.key!r} is {e.dtype}, in which {name}={value!r} becomes {rounded!r}; "
+                    f"parameter {shown(e.key)} is {e.dtype}, in which {name}={value!r} becomes {rounded!r}; "
                     f"expected a value that {e.dtype} represents without changing its meaning "
                     f"(choose another {name} or a wider dtype)"
                 )

@@ -71,7 +71,8 @@ class CenteredVariant(NamedTuple):
     unscaled step in Δ and multiplies by ``lr`` on the way out (PyTorch);
     ``nesterov`` adds the look-ahead of Optax's ``trace`` (only with
     ``lr_in_buffer``, the one combination a library offers); ``bias_correction``
-    divides both averages by ``1 - alpha**t`` before use (Optax's option);
+    divides both averages by ``1 - alpha**t`` before use (Optax's option, computed
+    as Optax computes it);
     ``centered=False`` is uncentered RMSprop: ``g`` is neither updated nor used
     and the denominator is built from ``n`` alone (every library's default).
     ``spread="recursive"`` keeps the spread s = n − g² in the state
@@ -206,16 +207,20 @@ def centered_rmsprop_step(
             ema_update(g, grad, alpha, scratch=tmp)
 
         # the spread n - g² (uncentered: n alone), the denominator's argument
+        if variant.bias_correction:
+            # as Optax computes it: 1 - alpha**step in float32 (float64 for float64 w), and
+            # XLA turns the division by that scalar into a product with its reciprocal
+            dt = np.result_type(w.dtype, np.float32).type
+            inverse = w.dtype.type(1) / w.dtype.type(dt(1) - dt(alpha) ** dt(step))
         if not variant.centered:
             if variant.bias_correction:
-                np.divide(n, 1.0 - alpha**step, out=tmp)
+                np.multiply(n, inverse, out=tmp)
             else:
                 np.copyto(tmp, n)
         elif variant.bias_correction:
-            correction = 1.0 - alpha**step
-            np.divide(g, correction, out=tmp)
+            np.multiply(g, inverse, out=tmp)
             np.multiply(tmp, tmp, out=tmp)
-            np.divide(n, correction, out=tmp2)
+            np.multiply(n, inverse, out=tmp2)
             np.subtract(tmp2, tmp, out=tmp)
         else:
             np.multiply(g, g, out=tmp)

@@ -16,19 +16,28 @@ keras     ``keras.optimizers.RMSprop`` (Keras 3)         in the root inside Δ  
 tf1       ``tf.compat.v1.train.RMSPropOptimizer``        in the root inside Δ     1
 optax     ``optax.rmsprop``                              either      inside Δ     initial_scale
 dqn       DeepMind's ``NeuralQLearner.lua`` (2015)       in the root no momentum  0
+keras2    tf.keras 2's ``RMSprop`` (``legacy`` in 2.11+)  see below   inside Δ     0
 ========  =============================================  ==========  ===========  =========
+
+tf.keras 2 puts eps outside the root when built with ``momentum=0`` and inside
+it otherwise; it is not one of the six centered RMSprops chapter 9 compares
+(:data:`LIBRARIES`), but :func:`make` builds it (:data:`PRESETS`).
 
 :func:`make` builds one from the library's own keyword names and defaults;
 :func:`from_graves` translates a Graves/Chainer configuration into the closest
 configuration of a library.  The optimizers are :class:`graves.Optimizer`
 subclasses: the same checks, ``state_dict``/``load_state_dict``, ``save`` and
 :func:`graves.load`.  Their hyperparameters are attributes under the graves
-names ``lr``, ``alpha``, ``momentum`` and ``eps`` (set ``opt.lr`` between
-steps for a schedule); what fixes the variant (``centered``, Optax's flags)
-is read-only and travels in the checkpoint under ``config/``.  Every centered
-configuration also takes ``spread="recursive"`` (read-only, recorded in the
-checkpoint): the spread n − g² kept by its recursion, with the library's eps
-and lr placement unchanged (see :class:`graves.core.CenteredVariant`).
+names ``lr``, ``alpha``, ``momentum`` and ``eps`` and under the library's own
+(``opt.learning_rate``, ``opt.rho``, ...): set either between steps for a
+schedule.  What fixes the variant (``centered``, Optax's flags) is read-only
+and travels in the checkpoint under ``config/``.  Constants are computed in
+the dtype and order the library uses: Optax's ``1 − decay**t`` in float32
+for float32 parameters, TensorFlow's ``1 − ρ`` in the parameter's dtype.
+Every centered configuration also takes ``spread="recursive"`` (read-only,
+recorded in the checkpoint): the spread n − g² kept by its recursion, with
+the library's eps and lr placement unchanged (see
+:class:`graves.core.CenteredVariant`).
 
 Ranges are the package's, not always the library's: ``lr >= 0`` (0 is allowed,
 as schedules may end there), ``alpha`` and ``momentum`` in [0, 1), ``eps >= 0``.
@@ -53,9 +62,12 @@ from .optimizers import Optimizer, RMSpropGraves
 
 LIBRARIES = ("chainer", "torch", "keras", "tf1", "optax", "dqn")
 
+#: Everything :func:`make` builds: the libraries, and tf.keras 2's RMSprop.
+PRESETS = LIBRARIES + ("keras2",)
+
 #: Keywords of every graves optimizer (how a step runs, never what it computes),
 #: accepted by :func:`make` beside the library's own.
-RUN_OPTIONS = ("nonfinite", "block_size", "threads", "compiled")
+RUN_OPTIONS = ("nonfinite", "block_size", "threads", "compiled", "missing_grads")
 
 _REQUIRED = object()  # marks a keyword without a default (tf1's and optax's learning_rate)
 _GOLDEN = (1 + math.sqrt(5)) / 2
@@ -87,10 +99,10 @@ class _StepFunction:
 
     Graves' own variant runs :func:`graves.core.graves_step`, which
     :mod:`graves.fused` may replace by its compiled kernel.  Any other variant
-    runs ``centered_rmsprop_step`` with the variant and the 1-based step count
-    bound (``functools.partial``): no compiled kernel matches that, so it always
-    runs on numpy.  (The step count cannot travel with the hyperparameters:
-    ``BlockRunner.run`` takes its own first argument as ``step``.)
+    runs ``centered_rmsprop_step`` with the variant and the 1-based number of
+    the coming step bound (``functools.partial``): no compiled kernel matches
+    that, so it always runs on numpy.  (The step count cannot travel with the
+    hyperparameters: ``BlockRunner.run`` takes its own first argument as ``step``.)
     """
 
     def __get__(self, obj, objtype=None):
@@ -100,7 +112,21 @@ class _StepFunction:
             return core.graves_step
         if obj._variant == core.GRAVES_RECURSIVE:
             return core.graves_recursive_step
-        return functools.partial(core.centered_rmsprop_step, variant=obj._variant, step=obj.step_count)
+        return functools.partial(core.centered_rmsprop_step, variant=obj._variant, step=obj.step_count + 1)
+
+
+class _LibraryName:
+    """The library's own name for a graves hyperparameter (``learning_rate`` for ``lr``):
+    reads and assigns the graves attribute, with its check."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.target)
+
+    def __set__(self, obj, value):
+        setattr(obj, self.target, value)
 
 
 class LibraryRMSprop(Optimizer):
@@ -129,6 +155,14 @@ class LibraryRMSprop(Optimizer):
     config_checks: ClassVar[dict[str, Any]] = {}  # library keyword -> check
     placement: ClassVar[dict[str, bool]] = {}  # CenteredVariant fields that differ from Graves'
     start_n: ClassVar[float] = 0.0  # the value n starts from
+    alpha_in_dtype: ClassVar[bool] = False  # TensorFlow: 1 − ρ computed in the parameter's dtype
+    float32_hyperparameters: ClassVar[tuple[str, ...]] = ()  # held in float32 by the library
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for keyword, target in cls.__dict__.get("renames", {}).items():
+            if keyword != target:
+                setattr(cls, keyword, _LibraryName(target))
 
     def __init__(self, **kwargs):
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
@@ -178,6 +212,22 @@ class LibraryRMSprop(Optimizer):
         """The variant and the initial ``n`` of a checked config (libraries without a
         ``centered`` keyword are centered)."""
         return core.CenteredVariant(**cls.placement, centered=config.get("centered", True)), cls.start_n
+
+    def step_arguments(self, dtype=None) -> dict[str, Any]:
+        arguments = self.hyperparameters()
+        for name in self.float32_hyperparameters:
+            arguments[name] = float(np.float32(arguments[name]))
+        if self.alpha_in_dtype and dtype is not None:
+            # TensorFlow casts ρ to the variable's dtype and computes 1 − ρ there; the core
+            # computes 1 − alpha in float64, exact for an alpha already rounded to that dtype
+            arguments["alpha"] = float(np.dtype(dtype).type(arguments["alpha"]))
+        return arguments
+
+    def _attribute_hint(self, name: str) -> str:
+        if name in self.config_checks:
+            return f"; {name!r} is fixed when the optimizer is built: make a new one with frameworks.make"
+        aliases = [k for k, g in self.renames.items() if k != g]
+        return f" (also settable as {aliases})" if aliases else ""
 
     def library_kwargs(self) -> dict[str, Any]:
         """The current configuration in the library's own keywords."""
@@ -354,6 +404,7 @@ class TF1RMSProp(LibraryRMSprop):
     renames = {"learning_rate": "lr", "decay": "alpha", "momentum": "momentum", "epsilon": "eps"}
     config_checks = {"centered": _flag}
     start_n = 1.0  # rmsprop.py creates the slot with ones_initializer
+    alpha_in_dtype = True  # training_ops.cc: (static_cast<T>(1) - rho())
 
 
 class OptaxRMSprop(LibraryRMSprop):
@@ -457,28 +508,101 @@ class DQNRMSprop(LibraryRMSprop):
         )
 
 
+class _BuiltMomentum(Hyperparameter):
+    """tf.keras 2's momentum: the update is chosen when the optimizer is built, so a
+    positive momentum cannot be set on one built with momentum 0."""
+
+    def __set__(self, obj, value):
+        value = self.check(self.name, value)
+        if value > 0 and obj.__dict__.get("_uses_momentum") is False:
+            raise ValueError(
+                f"momentum={value!r}: this tf.keras 2 RMSprop was built with momentum=0, which fixes its "
+                "update (eps outside the root, no momentum buffer); build a new one with momentum > 0"
+            )
+        obj.__dict__[self.name] = value
+
+
+class Keras2RMSprop(LibraryRMSprop):
+    """tf.keras 2's ``tf.keras.optimizers.RMSprop`` (``tf.keras.optimizers.legacy.RMSprop`` from
+    TensorFlow 2.11; keras/optimizers/optimizer_v2/rmsprop.py, ``_resource_apply_dense``).
+    The constructor fixes the update by whether ``momentum > 0``::
+
+        momentum > 0: TensorFlow's kernels, as tf1 but with n starting at 0:
+            n ← n + (∇² − n)(1−ρ);  g ← g + (∇ − g)(1−ρ)        centered only
+            b ← momentum b + lr ∇ / √(n − g² + ε);  w ← w − b     uncentered: √(n + ε)
+        momentum = 0: eps outside the root:
+            n ← ρ n + (1−ρ) ∇²;  g ← ρ g + (1−ρ) ∇              centered only
+            w ← w − lr ∇ / (√(n − g²) + ε)                       uncentered: √n + ε
+
+    ``learning_rate``, ``rho`` and ``momentum`` are float32 variables there, so
+    they are rounded to float32 before the step, also for float64 parameters;
+    ``1 − ρ`` is computed in the parameter's dtype; ``epsilon`` is converted to it
+    directly, and ``epsilon=0`` becomes 1e-7 (``epsilon or backend_config.epsilon()``).
+    Defaults learning_rate=1e-3, rho=0.9, momentum=0, epsilon=1e-7, centered=False.
+    A positive ``momentum`` cannot be assigned to an optimizer built with 0.
+    """
+
+    name = "frameworks.keras2"
+    _library = "keras2"
+    signature = {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
+    renames = {"learning_rate": "lr", "rho": "alpha", "momentum": "momentum", "epsilon": "eps"}
+    config_checks = {"centered": _flag}
+    alpha_in_dtype = True
+    float32_hyperparameters = ("lr", "alpha", "momentum")
+    momentum = _BuiltMomentum(checks.unit_interval, "momentum coefficient (positive only if built so)")
+
+    @classmethod
+    def _prepare(cls, bound):
+        bound = dict(bound)
+        if checks.real_number("epsilon", bound["epsilon"]) == 0:
+            bound["epsilon"] = 1e-7  # epsilon or backend_config.epsilon()
+        return bound
+
+    def configure(self, config):
+        uses = self.__dict__.get("_uses_momentum")
+        if uses is None:
+            uses = self.momentum > 0
+        if uses:
+            return core.CenteredVariant(centered=config["centered"]), 0.0
+        return core.CenteredVariant(eps_in_sqrt=False, lr_in_buffer=False, centered=config["centered"]), 0.0
+
+    def _set_config(self, config: dict) -> None:
+        if self.__dict__.get("_uses_momentum") is None:
+            self._uses_momentum = self.momentum > 0
+        super()._set_config(config)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        uses = self.__dict__.get("_uses_momentum")
+        self._uses_momentum = None  # the loaded momentum chooses the update again
+        try:
+            super().load_state_dict(state_dict)
+        except BaseException:
+            self._uses_momentum = uses
+            raise
+
+
 _CLASSES: dict[str, type[LibraryRMSprop]] = {
     cls._library: cls
-    for cls in (ChainerRMSpropGraves, TorchRMSprop, KerasRMSprop, TF1RMSProp, OptaxRMSprop, DQNRMSprop)
+    for cls in (ChainerRMSpropGraves, TorchRMSprop, KerasRMSprop, TF1RMSProp, OptaxRMSprop, DQNRMSprop, Keras2RMSprop)
 }
-assert tuple(_CLASSES) == LIBRARIES
+assert tuple(_CLASSES) == PRESETS
 
 
 def _library_class(name: Any) -> type[LibraryRMSprop]:
     if not isinstance(name, str):
-        raise TypeError(f"the library name must be a string, one of {list(LIBRARIES)}; got {name!r}")
+        raise TypeError(f"the library name must be a string, one of {list(PRESETS)}; got {checks.shown(name)}")
     if name not in _CLASSES:
-        raise ValueError(f"unknown library {name!r}; expected one of {list(LIBRARIES)}")
+        raise ValueError(f"unknown library {checks.shown(name)}; expected one of {list(PRESETS)}")
     return _CLASSES[name]
 
 
 def make(name: str, **kwargs) -> LibraryRMSprop:
-    """The RMSprop of library ``name`` (one of :data:`LIBRARIES`), configured with that
+    """The RMSprop of library ``name`` (one of :data:`PRESETS`), configured with that
     library's own keyword names and defaults, e.g. ``make("torch", lr=0.01,
     momentum=0.9, centered=True)``.  The graves options ``spread``
     (``"recursive"`` for a centered configuration without bias correction: see
     :class:`graves.core.CenteredVariant`), ``nonfinite``, ``block_size``,
-    ``threads`` and ``compiled`` are accepted too.
+    ``threads``, ``compiled`` and ``missing_grads`` are accepted too.
 
     An unknown name raises ValueError; an unknown keyword TypeError; an
     unsupported value (``weight_decay=0.1``, ``alpha=1.5``) ValueError or
@@ -564,6 +688,18 @@ def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: floa
             )
         exact = not notes
         return Conversion(kwargs, exact, " ".join(notes) or f"With eps=0 and momentum=0 PyTorch's centered RMSprop is {same}.")
+    if name == "keras2":
+        kwargs = dict(learning_rate=lr, rho=alpha, momentum=momentum, epsilon=eps, centered=True)
+        notes = []
+        if momentum == 0:
+            notes.append("tf.keras 2 built with momentum=0 adds epsilon outside the root, √(n−g²) + ε.")
+        rounded = [f"{k}={v!r}" for k, v in (("lr", lr), ("alpha", alpha), ("momentum", momentum)) if float(np.float32(v)) != v]
+        if rounded:
+            notes.append("tf.keras 2 holds learning_rate, rho and momentum in float32, which changes " + ", ".join(rounded) + ".")
+        if eps == 0:
+            notes.append("tf.keras 2 replaces epsilon=0 by 1e-7.")
+        exact = not notes
+        return Conversion(kwargs, exact, " ".join(notes) or f"tf.keras 2 with momentum > 0 and centered=True is {same}.")
     # dqn
     differ = [f"{k}={v!r} (DQN: {d!r})" for k, v, d in (("alpha", alpha, 0.95), ("momentum", momentum, 0.0), ("eps", eps, 0.01)) if v != d]
     if differ:

@@ -8,15 +8,18 @@ function, its state and its hyperparameters, and nothing else.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from . import checkpoint, checks, core, packing
-from .blocks import DEFAULT_BLOCK_SIZE, BlockRunner
+from .blocks import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MAX_THREADS, BlockRunner
 from .checks import Hyperparameter
 
 _REGISTRY: dict[str, type["Optimizer"]] = {}
+_NO_ERRSTATE = contextlib.nullcontext()
 
 
 class Optimizer:
@@ -26,7 +29,23 @@ class Optimizer:
     ``update(params, grads)`` takes two dicts with the same keys, from a name to
     a float numpy array or a float scalar.  Arrays are updated in place; scalars
     (which cannot be) are replaced in ``params``.  A call that raises changes
-    nothing: every check runs before the first write.
+    nothing: every check runs, and everything is allocated, before the first
+    write; the counters change and new state is kept only once the step is done.
+    One limit: an asynchronous exception, such as ``KeyboardInterrupt`` from
+    Ctrl-C, that arrives while the step writes can leave some parameters stepped
+    and others not.  The optimizer then refuses ``update``, ``state_dict`` and
+    ``save`` until ``load_state_dict`` or ``reset``: restore the parameters and
+    the optimizer from a checkpoint.
+
+    ``missing_grads`` decides what a key of ``params`` that ``grads`` lacks
+    does: ``"raise"`` (default) raises ``KeyError``; ``"skip"`` leaves that
+    parameter and its state untouched (a frozen parameter, as PyTorch skips a
+    parameter whose gradient is None); its state is created at its first
+    gradient.  It is not saved in checkpoints.
+
+    One optimizer serves one thread at a time: ``update`` (and ``reset``,
+    ``state_dict``, ``load_state_dict``) called while another thread is in
+    one of them raises ``RuntimeError`` instead of waiting.
 
     ``nonfinite`` decides what a NaN or infinite gradient does: ``"raise"``
     (default) raises ``FloatingPointError``; ``"skip"`` skips the whole step,
@@ -48,6 +67,9 @@ class Optimizer:
     step_function: ClassVar[Any]
 
     nonfinite = Hyperparameter(checks.one_of("raise", "skip"), "policy for NaN/inf gradients")
+    missing_grads = Hyperparameter(checks.one_of("raise", "skip"), "policy for parameters absent from grads")
+    step_count: int = 0  # steps applied
+    skipped_steps: int = 0  # steps skipped for non-finite gradients
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -61,25 +83,71 @@ class Optimizer:
         block_size: int = DEFAULT_BLOCK_SIZE,
         threads: int | str = "auto",
         compiled: bool = True,
+        missing_grads: str = "raise",
     ):
         if not isinstance(compiled, (bool, np.bool_)):
             raise TypeError(f"compiled must be True or False, got {compiled!r} of type {type(compiled).__name__}")
         self.nonfinite = nonfinite
+        self.missing_grads = missing_grads
         self._runner = BlockRunner(
-            checks.positive_integer("block_size", block_size),
-            "auto" if isinstance(threads, str) and threads == "auto" else checks.positive_integer("threads", threads),
+            checks.bounded_integer("block_size", block_size, MAX_BLOCK_SIZE),
+            "auto" if isinstance(threads, str) and threads == "auto" else checks.bounded_integer("threads", threads, MAX_THREADS),
             compiled=bool(compiled),
         )
+        self._busy = threading.Lock()
         self.reset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a typo such as opt.learnin_rate = 0.1 would otherwise be silently ignored
+        if name[:1] != "_" and not hasattr(type(self), name):
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r} to set; its hyperparameters are "
+                f"{list(self.hyperparameter_names)}{self._attribute_hint(name)}"
+            )
+        object.__setattr__(self, name, value)
+
+    def _attribute_hint(self, name: str) -> str:
+        return ""
+
+    def __getstate__(self) -> dict:  # copy and pickle: a lock is neither
+        d = dict(self.__dict__)
+        d.pop("_busy", None)
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._busy = threading.Lock()
+
+    def _enter(self, what: str) -> None:
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                f"{what} was called while another thread is inside update, reset, state_dict or "
+                f"load_state_dict of the same {type(self).__name__}; one optimizer serves one thread "
+                "at a time (give each thread its own optimizer, or hold a lock around the calls)"
+            )
+
+    def _check_whole(self) -> None:
+        if self._torn:
+            raise RuntimeError(
+                "an earlier update() was interrupted while it wrote (an asynchronous exception such as "
+                "KeyboardInterrupt), so some parameters and their state may have taken that step and "
+                "others not; restore the parameters and the optimizer from a checkpoint "
+                "(load_state_dict) or call reset()"
+            )
 
     # -- state -----------------------------------------------------------------
 
     def reset(self) -> None:
         """Forget all state: the next ``update`` starts from zero averages."""
-        self._state: dict[str, NamedTuple] = {}
-        self._packed: packing.PackedCall | None = None
-        self.step_count = 0
-        self.skipped_steps = 0
+        self._enter("reset()")
+        try:
+            self._state: dict[str, NamedTuple] = {}
+            self._packed: packing.PackedCall | None = None
+            self._torn = False
+            self.step_count = 0
+            self.skipped_steps = 0
+        finally:
+            self._busy.release()
 
     def initial_state(self, shape: tuple, dtype: np.dtype) -> NamedTuple:
         """Zero state for one parameter, in the parameter's shape and dtype."""
@@ -93,8 +161,8 @@ class Optimizer:
     def hyperparameters(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in self.hyperparameter_names}
 
-    def step_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``step_function`` at the coming step."""
+    def step_arguments(self, dtype: np.dtype | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``step_function`` at the coming step, on parameters of ``dtype``."""
         return self.hyperparameters()
 
     def __repr__(self) -> str:
@@ -103,24 +171,29 @@ class Optimizer:
 
     # -- the update -------------------------------------------------------------
 
-    def _check_layout(self, entries: list[checks.Entry]) -> None:
-        if not self._state:
-            return
-        keys = [e.key for e in entries]
-        new = [k for k in keys if k not in self._state]
-        present = set(keys)  # a set: a list here made this check quadratic in the number of keys
-        gone = [k for k in self._state if k not in present]
+    def _check_layout(self, entries: list[checks.Entry], params: dict) -> None:
         hint = "call reset() to start a fresh state for a different parameter set"
-        if new:
-            raise ValueError(f"parameter {new[0]!r} is new since the last step; the state covers {list(self._state)}; {hint}")
-        if gone:
-            raise ValueError(f"parameter {gone[0]!r} was in earlier steps but is missing now; {hint}")
-        for e in entries:
-            held = self._state[e.key][0]
-            if held.shape != e.shape or held.dtype != e.dtype:
+        state = self._state
+        if state:
+            gone = [k for k in state if k not in params]
+            if gone:
                 raise ValueError(
-                    f"parameter {e.key!r} is now {e.dtype}{list(e.shape)}, but its state is "
-                    f"{held.dtype}{list(held.shape)}; {hint}"
+                    f"parameter {checks.shown(gone[0])} was in earlier steps but is missing now "
+                    f"(missing: {checks.listing(gone)}); {hint}"
+                )
+            # with missing_grads="skip" a key's state starts at its first gradient
+            new = [e.key for e in entries if e.key not in state] if self.missing_grads != "skip" else []
+            if new:
+                raise ValueError(
+                    f"parameter {checks.shown(new[0])} is new since the last step (new: {checks.listing(new)}); "
+                    f"the state covers {checks.listing(state)}; {hint}"
+                )
+        for e in entries:
+            held = state.get(e.key)
+            if held is not None and (held[0].shape != e.shape or held[0].dtype != e.dtype):
+                raise ValueError(
+                    f"parameter {checks.shown(e.key)} is now {e.dtype}{list(e.shape)}, but its state is "
+                    f"{held[0].dtype}{list(held[0].shape)}; {hint}"
                 )
 
     def update(self, params: dict, grads: dict) -> None:
@@ -129,54 +202,82 @@ class Optimizer:
         When the parameters, the gradients and the state are each consecutive
         views of one buffer (see :mod:`graves.packing`), the step runs once over
         the whole buffer; otherwise once per parameter.  The two paths give the
-        same result, bit for bit, and raise for the same inputs.
+        same result, bit for bit, and raise for the same inputs.  The arithmetic
+        ignores ``np.errstate``: a NaN or inf that the step itself produces (as
+        with ``eps=0`` and a zero gradient) is written, never raised, on both paths.
         """
-        packed = self._packed
-        if packed is not None and packed.same_call(params, grads, self._state):
-            entries = packed.entries  # the same arrays as the last packed step passed the checks
-        else:
-            packed = self._packed = None
-            entries = checks.parameter_entries(params, grads)
-            self._check_layout(entries)
-        checks.hyperparameters_fit(self, entries if packed is None else entries[:1])  # packed: one dtype
-        if packed is not None and self._runner.all_finite(packed.grad):
-            bad = None
-        else:
-            bad = checks.first_nonfinite(entries)
-        if bad is not None:
-            if self.nonfinite == "raise":
-                raise FloatingPointError(
-                    f"gradient {bad!r} contains NaN or inf (in the parameter's dtype); nothing was changed "
-                    "(construct the optimizer with nonfinite='skip' to skip such steps)"
-                )
-            self.skipped_steps += 1
-            return
-
-        if not self._state:
-            self._state = {e.key: self.initial_state(e.shape, e.dtype) for e in entries}
-        self.step_count += 1
-        arguments = self.step_arguments()
-        if packed is None:
-            packed, self._state = packing.PackedCall.of(entries, self._state)
-            self._packed = packed
-        if packed is not None:  # one run over the whole buffer
-            self._runner.run(self.step_function, packed.w, packed.grad, packed.state, **arguments)
-            return
-        for e in entries:
-            state = self._state[e.key]
-            flat_state = type(state)(*(a.reshape(-1) for a in state))
-            grad = np.asarray(e.grad, dtype=e.dtype).reshape(-1)
-            if not e.is_array:
-                w = np.array([e.value], dtype=e.dtype)
-                self._runner.run(self.step_function, w, grad, flat_state, **arguments)
-                # numpy scalars keep their type (np.float64 is also a float); Python floats stay float
-                params[e.key] = w[0] if isinstance(e.value, np.generic) else float(w[0])
-            elif e.value.flags.c_contiguous:
-                self._runner.run(self.step_function, e.value.reshape(-1), grad, flat_state, **arguments)
+        self._enter("update()")
+        try:
+            self._check_whole()
+            # 1. check: nothing has been written yet
+            packed = self._packed
+            if packed is not None and packed.same_call(params, grads, self._state):
+                entries = packed.entries  # the same arrays as the last packed step passed the checks
             else:
-                w = e.value.reshape(-1)  # a copy: the caller's array is strided
-                self._runner.run(self.step_function, w, grad, flat_state, **arguments)
-                e.value[...] = w.reshape(e.shape)
+                packed = None
+                entries = checks.parameter_entries(params, grads, self.missing_grads)
+                self._check_layout(entries, params)
+                checks.no_aliasing(entries)
+            checks.hyperparameters_fit(self, entries if packed is None else entries[:1])  # packed: one dtype
+            if packed is not None and self._runner.all_finite(packed.grad):
+                bad = None
+            else:
+                bad = checks.first_nonfinite(entries)
+            if bad is not None:
+                if self.nonfinite == "raise":
+                    raise FloatingPointError(
+                        f"gradient {checks.shown(bad)} contains NaN or inf (in the parameter's dtype); nothing was "
+                        "changed (construct the optimizer with nonfinite='skip' to skip such steps)"
+                    )
+                self.skipped_steps += 1
+                return
+
+            # 2. prepare: every allocation (new state, packed layout, copies, scratch)
+            state = self._state
+            if any(e.key not in state for e in entries):
+                state = {**state, **{e.key: self.initial_state(e.shape, e.dtype) for e in entries if e.key not in state}}
+            step = self.step_function
+            if packed is None and len(state) == len(entries):
+                packed, state = packing.PackedCall.of(entries, state)
+            if packed is not None:
+                runs = [(packed.w, packed.grad, packed.state)]
+            else:
+                runs, put_back = [], []
+                for e in entries:
+                    s = state[e.key]
+                    grad = e.grad.reshape(-1)
+                    if not e.is_array:
+                        w = np.array([e.value], dtype=e.dtype)
+                        put_back.append((e, w))
+                    elif e.value.flags.c_contiguous:
+                        w = e.value.reshape(-1)
+                    else:
+                        w = e.value.reshape(-1)  # a copy: the caller's array is strided
+                        put_back.append((e, w))
+                    runs.append((w, grad, type(s)(*(a.reshape(-1) for a in s))))
+            arguments = {}
+            for w, _, _ in runs:
+                if w.dtype not in arguments:
+                    arguments[w.dtype] = self.step_arguments(w.dtype)
+                    self._runner.reserve(step, w)
+
+            # 3. write: nothing below raises unless interrupted
+            self._torn = True
+            # numpy's error settings reach the numpy path only (the compiled kernel ignores them)
+            with np.errstate(all="ignore") if not self._runner.all_compiled(step, arguments) else _NO_ERRSTATE:
+                for w, grad, s in runs:
+                    self._runner.run(step, w, grad, s, **arguments[w.dtype])
+            if packed is None:
+                for e, w in put_back:
+                    if e.is_array:
+                        e.value[...] = w.reshape(e.shape)
+                    else:  # numpy scalars keep their type (np.float64 is also a float); Python floats stay float
+                        params[e.key] = w[0] if isinstance(e.value, np.generic) else float(w[0])
+            self._state, self._packed = state, packed
+            self.step_count += 1
+            self._torn = False
+        finally:
+            self._busy.release()
 
     # -- checkpoints --------------------------------------------------------------
 
@@ -185,7 +286,12 @@ class Optimizer:
 
         The dict is flat, so ``np.savez(file, **opt.state_dict())`` stores it.
         """
-        return checkpoint.to_plain(self)
+        self._enter("state_dict()")
+        try:
+            self._check_whole()
+            return checkpoint.to_plain(self)
+        finally:
+            self._busy.release()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters, counters and state from ``state_dict``.
@@ -193,7 +299,12 @@ class Optimizer:
         Everything is checked first; on any mismatch a ValueError or TypeError
         is raised and the optimizer is left as it was.
         """
-        checkpoint.restore(self, state_dict)
+        self._enter("load_state_dict()")
+        try:
+            checkpoint.restore(self, state_dict)
+            self._packed, self._torn = None, False
+        finally:
+            self._busy.release()
 
     def save(self, path) -> None:
         """Write ``state_dict()`` to the ``.npz`` file ``path`` atomically."""

@@ -2,11 +2,14 @@
 
 Each test imports its library with ``pytest.importorskip`` and is skipped
 without it, so the default (numpy-only) suite runs none of them.  Each runs
-1,000 float64 steps of the library's own optimizer and of
-``graves.frameworks.make`` on a noisy quadratic whose gradient depends on the
-parameters, with a constant lr and with an lr changed before every step, and
-requires agreement to 1e-10 relative (the largest difference over the
-trajectory, divided by the largest parameter magnitude).
+1,000 steps of the library's own optimizer and of ``graves.frameworks.make``
+on a noisy quadratic whose gradient depends on the parameters, with a constant
+lr and with an lr changed before every step, in float64 and in float32, and
+requires agreement to 1e-10 relative in float64 and 2e-5 in float32 (the
+largest difference over the trajectory, divided by the largest parameter
+magnitude).  In float32 the libraries round their operations in their own
+order, so only the constants can agree exactly; a constant computed in the
+wrong dtype shows as a larger gap (test_optax_float32_nan_pattern).
 
 DQN has no test here: its optimizer lives in Lua (Torch7) code; tests/test_frameworks.py
 checks it against a transcription of that code.
@@ -27,7 +30,9 @@ from graves import frameworks
 from framework_problem import STEPS, lr_schedule, problem
 
 RTOL = 1e-10
+RTOL32 = 2e-5
 CHANGING = pytest.mark.parametrize("changing", [False, True], ids=["constant-lr", "schedule"])
+DTYPES = pytest.mark.parametrize("dtype", ["float64", "float32"])
 
 
 def run(step, w0, h, target, noise, lrs):
@@ -52,14 +57,15 @@ def ours(name, kw, w0, lrs):
     return step
 
 
-def compare(name, kw, theirs_factory, changing, lr_key):
-    w0, h, target, noise = problem()
+def compare(name, kw, theirs_factory, changing, lr_key, dtype="float64"):
+    w0, h, target, noise = (a.astype(dtype) for a in problem())
     lrs = lr_schedule(kw[lr_key], changing=changing)
     theirs = run(theirs_factory(w0.copy(), lrs), w0, h, target, noise, lrs)
     mine = run(ours(name, kw, w0, lrs), w0, h, target, noise, lrs)
     assert np.all(np.isfinite(theirs)) and np.all(np.isfinite(mine))
     err, scale = np.max(np.abs(mine - theirs)), np.max(np.abs(theirs))
-    assert err <= RTOL * scale, f"{name} {kw}: max difference {err:.3e} > {RTOL} x {scale:.3e}"
+    rtol = RTOL if dtype == "float64" else RTOL32
+    assert err <= rtol * scale, f"{name} {kw} {dtype}: max difference {err:.3e} > {rtol} x {scale:.3e}"
 
 
 def both(**choices):
@@ -76,9 +82,10 @@ TORCH = [dict(lr=1e-3, alpha=0.95, eps=1e-6, **c) for c in both(momentum=[0.0, 0
 TORCH.append(dict(lr=1e-3, eps=0.0, momentum=0.9, centered=True))
 
 
+@DTYPES
 @CHANGING
 @pytest.mark.parametrize("kw", TORCH, ids=ids(TORCH))
-def test_torch(kw, changing):
+def test_torch(kw, changing, dtype):
     torch = pytest.importorskip("torch")
 
     def factory(w0, lrs):
@@ -93,7 +100,7 @@ def test_torch(kw, changing):
 
         return step
 
-    compare("torch", kw, factory, changing, "lr")
+    compare("torch", kw, factory, changing, "lr", dtype)
 
 
 # -- Optax --------------------------------------------------------------------------------
@@ -112,21 +119,23 @@ for i, (centered, eps_in_sqrt, bias_correction) in enumerate(itertools.product((
 OPTAX.append(dict(learning_rate=1e-3, centered=True, initial_scale=0.5, momentum=0.5))
 
 
-def enable_x64():
+def enable_x64(on=True):
     jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", on)
     return jax
 
 
+@DTYPES
 @CHANGING
 @pytest.mark.parametrize("kw", OPTAX, ids=ids(OPTAX))
-def test_optax(kw, changing):
-    jax = enable_x64()
+def test_optax(kw, changing, dtype):
+    # float32 under JAX's default configuration (x64 off), where Optax computes 1 − decay**t in float32
+    jax = enable_x64(dtype == "float64")
     jnp = jax.numpy
     optax = pytest.importorskip("optax")
 
     def factory(w0, lrs):
-        table = jnp.asarray(lrs, dtype=jnp.float64)
+        table = jnp.asarray(lrs, dtype=dtype)
         # a schedule is Optax's way to change lr: a function of the step count
         lr = (lambda count: table[count]) if changing else lrs[0]
         tx = optax.rmsprop(**{**kw, "learning_rate": lr})
@@ -139,12 +148,43 @@ def test_optax(kw, changing):
 
         def step(grad, _lr):
             box["w"], box["state"] = apply(box["w"], jnp.asarray(grad), box["state"])
-            assert box["w"].dtype == jnp.float64
+            assert box["w"].dtype == dtype
             return np.asarray(box["w"]).copy()
 
         return step
 
-    compare("optax", kw, factory, changing, "learning_rate")
+    try:
+        compare("optax", kw, factory, changing, "learning_rate", dtype)
+    finally:
+        enable_x64(True)
+
+
+def test_optax_float32_nan_pattern():
+    # Centered with bias correction in float32, the first spread n̂ − ĝ² is zero in exact arithmetic;
+    # which elements round below −eps (NaN) depends on how 1 − decay**t is computed and applied.
+    jax = enable_x64(False)
+    try:
+        jnp = jax.numpy
+        optax = pytest.importorskip("optax")
+        rng = np.random.default_rng(0)
+        w0, grads = rng.normal(size=100_000).astype(np.float32), rng.normal(size=(5, 100_000)).astype(np.float32)
+        kw = dict(learning_rate=1e-3, centered=True, bias_correction=True)
+        tx = optax.rmsprop(**kw)
+        w, state = jnp.asarray(w0), tx.init(jnp.asarray(w0))
+        opt, params = frameworks.make("optax", **kw), {"w": w0.copy()}
+        for t, g in enumerate(grads):
+            updates, state = tx.update(jnp.asarray(g), state, w)
+            w = optax.apply_updates(w, updates)
+            with np.errstate(invalid="ignore"):
+                opt.update(params, {"w": g})
+            theirs = np.asarray(w)
+            assert np.array_equal(np.isnan(params["w"]), np.isnan(theirs)), f"step {t + 1}"
+        finite = ~np.isnan(theirs)
+        assert 0 < np.isnan(theirs).mean() < 0.01
+        err = np.max(np.abs(params["w"][finite] - theirs[finite]))
+        assert err <= 1e-6 * np.max(np.abs(theirs[finite]))
+    finally:
+        enable_x64(True)
 
 
 def test_optax_round_off_nan_is_reproduced():
@@ -184,24 +224,29 @@ def import_keras():
     return keras
 
 
+@DTYPES
 @CHANGING
 @pytest.mark.parametrize("kw", KERAS, ids=ids(KERAS))
-def test_keras(kw, changing):
+def test_keras(kw, changing, dtype):
     keras = import_keras()
 
     def factory(w0, lrs):
-        var = keras.Variable(w0, dtype="float64")
+        keras.config.set_floatx(dtype)  # the learning-rate variable takes this dtype
+        var = keras.Variable(w0, dtype=dtype)
         opt = keras.optimizers.RMSprop(**kw)
         opt.build([var])
 
         def step(grad, lr):
             opt.learning_rate = lr
-            opt.apply_gradients([(keras.ops.convert_to_tensor(grad, dtype="float64"), var)])
-            return np.array(keras.ops.convert_to_numpy(var.value), dtype=np.float64)
+            opt.apply_gradients([(keras.ops.convert_to_tensor(grad, dtype=dtype), var)])
+            return np.array(keras.ops.convert_to_numpy(var.value), dtype=dtype)
 
         return step
 
-    compare("keras", kw, factory, changing, "learning_rate")
+    try:
+        compare("keras", kw, factory, changing, "learning_rate", dtype)
+    finally:
+        keras.config.set_floatx("float64")
 
 
 # -- TensorFlow 1 (tf.compat.v1) ----------------------------------------------------------------
@@ -210,29 +255,65 @@ TF1 = [dict(learning_rate=1e-3, decay=0.95, epsilon=1e-6, **c) for c in both(mom
 TF1.append(dict(learning_rate=1e-3, decay=0.9, momentum=0.9, epsilon=1e-10, centered=True))  # TF1's defaults
 
 
+@DTYPES
 @CHANGING
 @pytest.mark.parametrize("kw", TF1, ids=ids(TF1))
-def test_tf1(kw, changing):
+def test_tf1(kw, changing, dtype):
     tf = pytest.importorskip("tensorflow")
+    tf_dtype = getattr(tf, dtype)
 
     def factory(w0, lrs):
-        var = tf.Variable(w0, dtype=tf.float64)
+        var = tf.Variable(w0, dtype=tf_dtype)
         box = [lrs[0]]
         # TF1 converts a Python float hyperparameter to a float32 tensor and casts it to the
-        # variable's dtype, rounding 0.9 to float32; float64 tensors keep the values exact.
-        f64 = {k: tf.constant(float(v), tf.float64) for k, v in kw.items() if k in ("decay", "momentum", "epsilon")}
+        # variable's dtype, rounding 0.9 to float32; tensors of the variable's dtype keep the values.
+        same = {k: tf.constant(float(v), tf_dtype) for k, v in kw.items() if k in ("decay", "momentum", "epsilon")}
         opt = tf.compat.v1.train.RMSPropOptimizer(
-            learning_rate=lambda: tf.constant(box[0], tf.float64), centered=kw["centered"], **f64
+            learning_rate=lambda: tf.constant(box[0], tf_dtype), centered=kw["centered"], **same
         )
 
         def step(grad, lr):
             box[0] = lr
-            opt.apply_gradients([(tf.constant(grad, tf.float64), var)])
+            opt.apply_gradients([(tf.constant(grad, tf_dtype), var)])
             return var.numpy().copy()
 
         return step
 
-    compare("tf1", kw, factory, changing, "learning_rate")
+    compare("tf1", kw, factory, changing, "learning_rate", dtype)
+
+
+# -- tf.keras 2 (TensorFlow <= 2.15's bundled Keras, or the tf_keras package) --------------------
+
+KERAS2 = [dict(learning_rate=1e-3, rho=0.95, epsilon=1e-6, **c) for c in both(momentum=[0.0, 0.9], centered=[False, True])]
+
+
+def import_keras2():
+    tf = pytest.importorskip("tensorflow")
+    try:
+        legacy = tf.keras.optimizers.legacy
+    except AttributeError:  # Keras 3 behind tf.keras; tf_keras is Keras 2
+        legacy = pytest.importorskip("tf_keras").optimizers.legacy
+    return tf, legacy.RMSprop
+
+
+@DTYPES
+@CHANGING
+@pytest.mark.parametrize("kw", KERAS2, ids=ids(KERAS2))
+def test_keras2(kw, changing, dtype):
+    tf, RMSprop = import_keras2()
+
+    def factory(w0, lrs):
+        var = tf.Variable(w0, dtype=getattr(tf, dtype))
+        opt = RMSprop(**kw)
+
+        def step(grad, lr):
+            opt.learning_rate = lr
+            opt.apply_gradients([(tf.constant(grad, var.dtype), var)])
+            return var.numpy().copy()
+
+        return step
+
+    compare("keras2", kw, factory, changing, "learning_rate", dtype)
 
 
 def test_tf1_rounds_python_float_hyperparameters_to_float32():
@@ -279,7 +360,7 @@ def import_chainer():
 CHAINER = [dict(lr=1e-3), dict(lr=1e-3, alpha=0.9, momentum=0.0, eps=1e-6), dict(lr=2.5e-4, alpha=0.95, momentum=0.0, eps=0.01)]
 
 
-def chainer_step(chainer, w0, kw):
+def chainer_step(chainer, w0, kw):  # in w0's dtype
     """``step(grad, lr)`` of Chainer's RMSpropGraves(**kw) on one parameter started at ``w0``."""
     link = chainer.Link()
     with link.init_scope():
@@ -291,16 +372,17 @@ def chainer_step(chainer, w0, kw):
         opt.lr = lr
         link.w.grad = grad.copy()
         opt.update()
-        return np.array(link.w.array, dtype=np.float64)
+        return np.array(link.w.array)
 
     return step
 
 
+@DTYPES
 @CHANGING
 @pytest.mark.parametrize("kw", CHAINER, ids=ids(CHAINER))
-def test_chainer(kw, changing):
+def test_chainer(kw, changing, dtype):
     chainer = import_chainer()
-    compare("chainer", kw, lambda w0, lrs: chainer_step(chainer, w0, kw), changing, "lr")
+    compare("chainer", kw, lambda w0, lrs: chainer_step(chainer, w0, kw), changing, "lr", dtype)
 
 
 @CHANGING

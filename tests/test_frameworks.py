@@ -116,14 +116,15 @@ def keras_step(learning_rate, rho, momentum, epsilon, centered):
     return step
 
 
-def tf1_step(learning_rate, decay, momentum, epsilon, centered):
+def tf1_step(learning_rate, decay, momentum, epsilon, centered, dtype=np.float64):
     ms, mg, mom = 1.0, 0.0, 0.0  # the rms slot starts at ones
+    one_minus_decay = np.dtype(dtype).type(1) - np.dtype(dtype).type(decay)  # static_cast<T>(1) - rho()
 
     def step(w, grad, _lr):
         nonlocal ms, mg, mom
-        ms = ms + (grad * grad - ms) * (1 - decay)
+        ms = ms + (grad * grad - ms) * one_minus_decay
         if centered:
-            mg = mg + (grad - mg) * (1 - decay)
+            mg = mg + (grad - mg) * one_minus_decay
             denom = (ms - mg * mg) + epsilon
         else:
             denom = ms + epsilon
@@ -133,15 +134,20 @@ def tf1_step(learning_rate, decay, momentum, epsilon, centered):
     return step
 
 
-def optax_step(learning_rate, decay, eps, initial_scale, eps_in_sqrt, centered, momentum, nesterov, bias_correction):
+def optax_step(learning_rate, decay, eps, initial_scale, eps_in_sqrt, centered, momentum, nesterov, bias_correction,
+               dtype=np.float64):
     mu, nu, trace, count = 0.0, initial_scale, 0.0, 0
+    # JAX's default float (float32 unless float64 parameters need x64) for 1 - decay**count
+    jax_float = np.float64 if np.dtype(dtype) == np.float64 else np.float32
 
     def step(w, grad, _lr):
         nonlocal mu, nu, trace, count
         mu = (1 - decay) * grad + decay * mu
         nu = (1 - decay) * grad**2 + decay * nu
         count += 1
-        mu_hat, nu_hat = (mu / (1 - decay**count), nu / (1 - decay**count)) if bias_correction else (mu, nu)
+        correction = (jax_float(1) - jax_float(decay) ** jax_float(count)).astype(dtype)
+        inverse = np.dtype(dtype).type(1) / correction  # XLA divides by a scalar as a product with its reciprocal
+        mu_hat, nu_hat = (mu * inverse, nu * inverse) if bias_correction else (mu, nu)
         spread = nu_hat - mu_hat**2 if centered else nu_hat
         scaling = 1 / np.sqrt(spread + eps) if eps_in_sqrt else 1 / (np.sqrt(spread) + eps)
         u = -_lr * (scaling * grad)
@@ -167,6 +173,37 @@ def dqn_step(lr):
     return step
 
 
+def keras2_step(learning_rate, rho, momentum, epsilon, centered, dtype=np.float64):
+    # keras/optimizers/optimizer_v2/rmsprop.py: learning_rate, rho and momentum are float32
+    # variables cast to the variable's dtype; epsilon is converted directly; 1 - rho in that dtype
+    dt = np.dtype(dtype).type
+    rho_t, momentum_t = dt(np.float32(rho)), dt(np.float32(momentum))
+    one_minus_rho, epsilon_t = dt(1) - rho_t, dt(epsilon or 1e-7)
+    with_momentum = momentum > 0  # decided in __init__
+    rms = mg = mom = 0.0
+
+    def step(w, grad, _lr):
+        nonlocal rms, mg, mom
+        lr_t = dt(np.float32(_lr))
+        if with_momentum:  # ResourceApply(Centered)RMSProp, training_ops.cc, with rms starting at 0
+            rms = rms + (grad * grad - rms) * one_minus_rho
+            if centered:
+                mg = mg + (grad - mg) * one_minus_rho
+                denom = (rms - mg * mg) + epsilon_t
+            else:
+                denom = rms + epsilon_t
+            mom = mom * momentum_t + (grad * lr_t) / np.sqrt(denom)
+            return w - mom
+        rms = rho_t * rms + one_minus_rho * np.square(grad)
+        denom = rms
+        if centered:
+            mg = rho_t * mg + one_minus_rho * grad
+            denom = rms - np.square(mg)
+        return w - lr_t * grad / (np.sqrt(denom) + epsilon_t)
+
+    return step
+
+
 TRANSCRIPTIONS = {
     "chainer": chainer_step,
     "torch": torch_step,
@@ -174,6 +211,7 @@ TRANSCRIPTIONS = {
     "tf1": tf1_step,
     "optax": optax_step,
     "dqn": dqn_step,
+    "keras2": keras2_step,
 }
 
 DEFAULTS = {
@@ -186,6 +224,7 @@ DEFAULTS = {
         momentum=None, nesterov=False, bias_correction=False,
     ),
     "dqn": dict(lr=2.5e-4),
+    "keras2": dict(learning_rate=1e-3, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False),
 }
 
 
@@ -209,6 +248,10 @@ def configs():
     yield "optax", dict(learning_rate=1e-3, centered=True, momentum=None, nesterov=True)
     yield "optax", dict(learning_rate=1e-3, centered=True, initial_scale=0.5, momentum=0.5)
     yield "dqn", dict(lr=1e-3)
+    for centered in (False, True):
+        for momentum in (0.0, 0.9):
+            yield "keras2", dict(learning_rate=1e-3, rho=0.95, momentum=momentum, epsilon=1e-6, centered=centered)
+    yield "keras2", dict(learning_rate=1e-3, momentum=0.5, epsilon=0.0, centered=True)  # epsilon 0 becomes 1e-7
 
 
 CONFIGS = list(configs())
@@ -231,8 +274,80 @@ def test_matches_independent_transcription(config, changing):
 
 
 def test_every_library_is_covered_by_the_transcriptions():
-    assert tuple(TRANSCRIPTIONS) == frameworks.LIBRARIES == ("chainer", "torch", "keras", "tf1", "optax", "dqn")
-    assert {name for name, _ in CONFIGS} == set(frameworks.LIBRARIES)
+    assert frameworks.LIBRARIES == ("chainer", "torch", "keras", "tf1", "optax", "dqn")
+    assert tuple(TRANSCRIPTIONS) == frameworks.PRESETS == frameworks.LIBRARIES + ("keras2",)
+    assert {name for name, _ in CONFIGS} == set(frameworks.PRESETS)
+
+
+#: float32 trajectories of the library and of the package differ by the rounding of their
+#: operations, which each library orders its own way; the constants are computed alike.
+RTOL32 = 2e-5
+
+
+@pytest.mark.parametrize("changing", [False, True], ids=["constant-lr", "schedule"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def test_matches_independent_transcription_in_float32(config, changing):
+    name, kw = config
+    lr = kw.get("lr", kw.get("learning_rate"))
+    full = {**DEFAULTS[name], **kw}
+    if name in ("tf1", "optax", "keras2"):
+        full["dtype"] = np.float32
+    p32 = [a.astype(np.float32) for a in problem()]
+    lrs = lr_schedule(lr, changing=changing)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        expected = run(TRANSCRIPTIONS[name](**full), *p32, lrs)
+        got = run_package(frameworks.make(name, **kw), *p32, lrs)
+    assert_close(got, expected, rtol=RTOL32)
+
+
+def test_optax_float32_bias_correction_is_optax_own():
+    # the first centered, bias-corrected step has a spread n̂ − ĝ² that is zero in exact arithmetic:
+    # which elements round below −eps (NaN) is decided by how 1 − decay**t and the division are rounded
+    rng = np.random.default_rng(0)
+    w0, grad = rng.normal(size=100_000).astype(np.float32), rng.normal(size=100_000).astype(np.float32)
+    kw = dict(learning_rate=1e-3, centered=True, bias_correction=True)
+    full = {**DEFAULTS["optax"], **kw, "dtype": np.float32}
+    with np.errstate(invalid="ignore"):
+        theirs = optax_step(**full)(w0.copy(), grad, 1e-3)
+        params = {"w": w0.copy()}
+        frameworks.make("optax", **kw).update(params, {"w": grad})
+    assert 0 < np.isnan(theirs).mean() < 0.01
+    assert np.array_equal(np.isnan(params["w"]), np.isnan(theirs))
+    finite = ~np.isnan(theirs)
+    assert_close(params["w"][finite], theirs[finite], rtol=1e-6)
+
+
+def test_tf_one_minus_rho_is_computed_in_float32():
+    # TensorFlow computes 1 − ρ in the variable's dtype: 1 − float32(0.9) = 0.100000024, not float32(0.1)
+    opt = frameworks.make("tf1", learning_rate=1e-3, decay=0.9)
+    params = {"w": np.zeros(1, dtype=np.float32)}
+    opt.update(params, {"w": np.ones(1, dtype=np.float32)})
+    assert opt.state["w"].n[0] == np.float32(0.9) + (np.float32(1) - np.float32(0.9))
+    assert frameworks.make("tf1", learning_rate=1e-3, decay=0.9).step_arguments(np.float32)["alpha"] == float(np.float32(0.9))
+    assert frameworks.make("tf1", learning_rate=1e-3, decay=0.9).step_arguments(np.float64)["alpha"] == 0.9
+
+
+def test_keras2_update_is_chosen_at_construction():
+    plain = frameworks.make("keras2")
+    assert plain.variant == core.CenteredVariant(eps_in_sqrt=False, lr_in_buffer=False, centered=False)
+    with pytest.raises(ValueError, match="built with momentum=0"):
+        plain.momentum = 0.9
+    assert plain.momentum == 0.0
+    heavy = frameworks.make("keras2", momentum=0.9, centered=True)
+    assert heavy.variant == core.GRAVES and heavy.step_function is core.graves_step
+    heavy.momentum = 0.0  # tf.keras 2 keeps its kernel update with momentum 0
+    assert heavy.variant == core.GRAVES
+    assert frameworks.make("keras2", epsilon=0.0).eps == 1e-7
+    # a checkpoint of either kind loads into the other, with its own update
+    params = {"w": np.zeros(3)}
+    heavy.momentum = 0.9
+    heavy.update(params, {"w": np.ones(3)})
+    plain.load_state_dict(heavy.state_dict())
+    assert plain.variant == core.GRAVES and plain.momentum == 0.9
+    fresh = frameworks.make("keras2", momentum=0.5)
+    fresh.load_state_dict(frameworks.make("keras2").state_dict())
+    with pytest.raises(ValueError, match="built with momentum=0"):
+        fresh.momentum = 0.5
 
 
 @pytest.mark.parametrize("name", frameworks.LIBRARIES)
@@ -331,7 +446,7 @@ def test_only_graves_variants_take_the_compiled_path():
             assert opt.step_function is core.graves_step
         else:
             assert opt.step_function.func is core.centered_rmsprop_step
-            assert opt.step_function.keywords == {"variant": opt.variant, "step": opt.step_count}
+            assert opt.step_function.keywords == {"variant": opt.variant, "step": opt.step_count + 1}
             assert fused.kernel_for(opt.step_function, np.float64) is None
             assert fused.kernel_for(opt.step_function, np.float32) is None
 
