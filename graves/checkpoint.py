@@ -364,6 +364,13 @@ def load(path) -> "Optimizer":
                     )
                 headers = _headers(archive)
                 small = [k for k in headers if not k.startswith("state/")]
+                for k in small:  # read only what is small: scalars, and as many names as state arrays
+                    shape = headers[k][1]
+                    if k == "keys":
+                        if len(shape) != 1 or shape[0] > len(headers) - len(small):
+                            raise ValueError(f"entry 'keys' declares shape {shape} for {len(headers) - len(small):,} state arrays")
+                    elif shape != ():
+                        raise ValueError(f"entry {checks.shown(k)} declares shape {shape}; expected a scalar")
                 d = {k: _read(archive, headers[k][0]) for k in small}
                 _expected_entries(d, headers)
                 d.update({k: _read(archive, headers[k][0]) for k in headers if k.startswith("state/")})
