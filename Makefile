@@ -9,6 +9,7 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 # Chapters that need PyTorch (requirements-torch.txt, `make torch`); without it they are skipped, and said so.
 TORCH_NOTEBOOKS := book/10_real_training.ipynb
 HAVE_TORCH = $(shell $(BIN)/python -c "import torch" >/dev/null 2>&1 && echo yes)
+CHECKED_NOTEBOOKS = $(if $(HAVE_TORCH),$(NOTEBOOKS),$(filter-out $(TORCH_NOTEBOOKS),$(NOTEBOOKS)))
 NO_TORCH_MESSAGE = PyTorch is not installed in $(VENV): skipping $(TORCH_NOTEBOOKS) and the graves.torch tests (make torch installs it)
 
 .PHONY: book test venv torch html pdf unit nbval site notebooks lab clean
@@ -43,16 +44,18 @@ pdf: venv
 	$(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
 	$(BIN)/python book/_ext/book_pdf.py _build/singlehtml _build/pdf/book.pdf
 
-## make test: unit and property tests, nbval over every notebook, strict build, PDF, site checks
+## make test: unit and property tests, nbval over every notebook, strict build, PDF, site checks;
+## meanwhile the portability check re-runs nbval on every notebook as a different machine would
+## (tests/portability)
 test: venv
 	@test -n "$(HAVE_TORCH)" || echo "$(NO_TORCH_MESSAGE)"
 	$(BIN)/python -m pytest tests --ignore=tests/site
+	log=$$(mktemp); $(BIN)/python tests/portability/run.py $(CHECKED_NOTEBOOKS) > $$log 2>&1 & check=$$!; \
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		$(if $(HAVE_TORCH),book,$(filter-out $(TORCH_NOTEBOOKS),$(NOTEBOOKS)))
+		$(CHECKED_NOTEBOOKS) \
+	&& $(MAKE) html && $(MAKE) pdf && $(BIN)/python -m pytest tests/site --durations=8; status=$$?; \
+	wait $$check; portable=$$?; cat $$log; rm -f $$log; [ $$status -eq 0 ] && [ $$portable -eq 0 ]
 	@test -n "$(HAVE_TORCH)" || echo "$(NO_TORCH_MESSAGE)"
-	$(MAKE) html
-	$(MAKE) pdf
-	$(BIN)/python -m pytest tests/site --durations=8
 
 ## make notebooks: re-execute every chapter in place after a code change
 notebooks: venv
