@@ -35,6 +35,20 @@ def test_nudge_moves_every_random_float_by_one_ulp():
     assert np.all(np.abs(np.nextafter(a, 0.0)) < np.abs(a))  # every draw moved, towards zero
 
 
+def test_nudge_keeps_types_and_shapes():
+    # A 0-d array stays a 0-d array (a chapter may update it in place), scalars stay scalars,
+    # complex draws move in both parts.
+    out = run_python(
+        f"exec(open({str(NUDGE)!r}).read())\n"
+        "import numpy as np\n"
+        "r = np.random.default_rng(5)\n"
+        "z, s, f = r.normal(size=()), r.normal(size=(2, 0)), r.random()\n"
+        "c = r.normal(size=3) * (1 + 1j)\n"
+        "print(type(z).__name__, z.shape, s.shape, type(f).__name__)"
+    )
+    assert out.split() == ["ndarray", "()", "(2,", "0)", "float"]
+
+
 def test_disabled_features_leave_numpy_at_its_baseline():
     sys.path.insert(0, str(HERE / "portability"))
     try:

@@ -23,9 +23,13 @@ def nudge(x):
     if isinstance(x, float):
         return float(np.nextafter(x, 0.0))
     if isinstance(x, np.ndarray) and x.dtype.kind in "fc":
+        # out= keeps a 0-d array a 0-d array (a ufunc alone would return a numpy scalar, which a
+        # chapter could not update in place)
         if x.dtype.kind == "c":
-            return nudge(x.real) + 1j * nudge(x.imag)
-        return np.nextafter(x, x.dtype.type(0))
+            out = np.empty_like(x)
+            out.real, out.imag = nudge(x.real), nudge(x.imag)
+            return out
+        return np.nextafter(x, x.dtype.type(0), out=np.empty_like(x))
     if isinstance(x, np.floating):
         return x.dtype.type(np.nextafter(x, x.dtype.type(0)))
     return x
