@@ -10,61 +10,37 @@ a phone (390 px) in dark mode:
 - no element ID is repeated; no Markdown table is left as raw text; every image has alt text that
   is not a file name; no heading is numbered twice ("8.3. 1. ...");
 - a link in a dropdown's title navigates without a script error;
-- on the phone no text, formula or figure is cut off by the edge of the screen (wide content must
-  scroll inside its own box), and the page itself does not scroll sideways;
+- on the phone no text, formula or figure is cut off, neither by the edge of the screen nor by a
+  box that hides its overflow (wide content must scroll inside its own box), the page itself does
+  not scroll sideways, and every box that scrolls sideways shows a scroll cue (site.css);
+- in dark mode, plots are shown inverted except those that fill areas with colour (heat maps),
+  which are shown as drawn;
+- the widest display equation scrolls to its end on a phone, in light and dark mode;
 - the sidebar button opens the chapter list on the phone and collapses the sidebar on the desktop.
 
-Screenshots of both views go to _build/screenshots/.
+The pages are checked several at a time, in separate browser contexts of one Chromium: while one
+page runs axe-core, the next ones load and typeset their math (see `run_jobs`).
+
+Screenshots go to _build/screenshots/.
 """
 
-import functools
-import http.server
 import os
 import re
-import shutil
-import threading
+from collections import deque
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from conftest import HTML, ROOT, pages
+from conftest import HTML, ROOT, pages, require_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+require_chromium()
+
 SHOTS = ROOT / "_build" / "screenshots"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing; .ci/run installs it with apt-get", pytrace=False)
-    pytest.skip("no /usr/bin/chromium: install Debian's chromium to run the browser check", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def base_url(html_root):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(html_root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
-        yield b
-        b.close()
-
+# pages in flight at once; each has its own renderer process
+IN_FLIGHT = max(2, min(4, (os.cpu_count() or 2) + 1))
+TIMEOUT = 120_000  # ms; pages load side by side on a busy machine
 
 PAGES = [p.relative_to(HTML).as_posix() for p in pages()] if HTML.exists() else []
 REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)"', re.IGNORECASE)
@@ -75,9 +51,10 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def open_page(browser, base_url, page, viewport, mode):
-    """A tab on `page` in colour `mode`, loaded, math typeset and every image loaded."""
+def start_page(browser, base_url, page, viewport, mode):
+    """A tab navigating to `page` in colour `mode`; returns once the navigation has started."""
     ctx = browser.new_context(viewport=viewport, color_scheme=mode)
+    ctx.set_default_timeout(TIMEOUT)
     ctx.add_init_script(f"localStorage.setItem('mode', '{mode}'); localStorage.setItem('theme', '{mode}');")
     tab = ctx.new_page()
     tab.errors, tab.external = [], []
@@ -93,14 +70,68 @@ def open_page(browser, base_url, page, viewport, mode):
         with tab.expect_navigation(url=f"{base_url}/{redirect.group(1)}", wait_until="load"):
             tab.goto(f"{base_url}/{page}", wait_until="commit")
     else:
-        tab.goto(f"{base_url}/{page}", wait_until="load")
+        tab.goto(f"{base_url}/{page}", wait_until="commit")
+    return ctx, tab
+
+
+def finish_loading(tab, mode):
+    """Wait until the page is loaded, its math typeset and every image loaded."""
+    tab.wait_for_load_state("load")
     if tab.locator(".math").count():
-        tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
+        tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
         tab.evaluate("() => MathJax.startup.promise")
     tab.evaluate("() => document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
-    tab.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=30000)
+    tab.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     assert tab.evaluate("() => document.documentElement.dataset.theme") == mode
+
+
+def open_page(browser, base_url, page, viewport, mode):
+    """A tab on `page` in colour `mode`, loaded, math typeset and every image loaded."""
+    ctx, tab = start_page(browser, base_url, page, viewport, mode)
+    try:
+        finish_loading(tab, mode)
+    except BaseException:
+        ctx.close()
+        raise
     return ctx, tab
+
+
+def run_jobs(jobs, in_flight=IN_FLIGHT):
+    """Run generator jobs side by side; {key: what the job returned, or the exception it raised}.
+
+    A job yields after starting something the browser does on its own (a navigation, an axe-core
+    run); the next job then runs until it yields.  Only one job talks to Playwright at a time, but
+    up to `in_flight` pages load, typeset and run axe-core in their renderers at once."""
+    results, waiting, active = {}, deque(jobs.items()), deque()
+
+    def advance(key, gen):
+        try:
+            next(gen)
+            return True
+        except StopIteration as done:
+            results[key] = done.value
+        except Exception as error:  # noqa: BLE001  (kept for the test of that page, which raises it)
+            results[key] = error
+        return False
+
+    while waiting or active:
+        while waiting and len(active) < in_flight:
+            key, make = waiting.popleft()
+            gen = make()
+            if advance(key, gen):
+                active.append((key, gen))
+        key, gen = active.popleft()
+        if advance(key, gen):
+            active.append((key, gen))
+    return results
+
+
+def outcome(results, key):
+    """What the job `key` returned; raises what it raised."""
+    value = results[key]
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 def shot(tab, page, suffix):
@@ -108,14 +139,18 @@ def shot(tab, page, suffix):
     tab.screenshot(path=str(SHOTS / (page.replace("/", "__").removesuffix(".html") + suffix + ".png")))
 
 
-def axe(tab, rules=None):
-    """axe-core's critical and serious violations on the page, as readable lines."""
+def start_axe(tab, rules=None):
+    """Start axe-core on the page; `axe_result` collects its critical and serious violations."""
     if not tab.evaluate("() => !!window.axe"):
         tab.add_script_tag(path=str(AXE))
     options = {"resultTypes": ["violations"]}
     if rules:
         options["runOnly"] = {"type": "rule", "values": rules}
-    found = tab.evaluate("async (o) => (await axe.run(document, o)).violations", options)
+    tab.evaluate("(o) => { window.__axeRun = axe.run(document, o).then(r => r.violations); }", options)
+
+
+def axe_result(tab):
+    found = tab.evaluate("() => window.__axeRun")
     return [f"{v['id']} ({v['impact']}): {n['target']} {n.get('failureSummary', '')[:160]}"
             for v in found if v["impact"] in ("critical", "serious") for n in v["nodes"]]
 
@@ -138,10 +173,11 @@ PAGE_FACTS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_desktop_light(browser, base_url, page):
-    ctx, tab = open_page(browser, base_url, page, DESKTOP, "light")
+def desktop_job(browser, base_url, page):
+    ctx, tab = start_page(browser, base_url, page, DESKTOP, "light")
     try:
+        yield  # the page loads while other jobs run
+        finish_loading(tab, "light")
         if tab.locator(".math").count():
             assert tab.locator("mjx-container").count() > 0, "math present but MathJax rendered nothing"
             body = tab.locator("article").inner_text() if tab.locator("article").count() else tab.inner_text("body")
@@ -159,7 +195,9 @@ def test_desktop_light(browser, base_url, page):
                 f"image {img['src']} has no real alt text: {img['alt']!r}")
 
         shot(tab, page, "")
-        violations = axe(tab)
+        start_axe(tab)
+        yield  # axe-core runs in the page while other jobs run
+        violations = axe_result(tab)
         assert not violations, "axe-core, light mode:\n" + "\n".join(violations)
 
         # a link in a dropdown title (a solution's "Exercise 1.1") navigates, without a script error
@@ -177,47 +215,149 @@ def test_desktop_light(browser, base_url, page):
         ctx.close()
 
 
-CLIPPED = """() => {
+# What a phone shows: text, formulas, images and tables cut off (by the screen's edge, or by a box
+# that hides what overflows it), boxes that scroll sideways without a cue, how plots are shown in
+# dark mode, and the widest display equation.
+PHONE_FACTS = """() => {
   const width = document.documentElement.clientWidth;
-  const scrolls = (e) => { const s = getComputedStyle(e); return /(auto|scroll)/.test(s.overflowX) && e.scrollWidth > 0; };
-  const inScroller = (e) => { for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
-      if (scrolls(a)) { const r = a.getBoundingClientRect(); return r.left >= -1 && r.right <= width + 1; } }
-    return false; };
-  const hidden = (e) => { const s = getComputedStyle(e);
+  const article = document.querySelector('.bd-article') || document.body;
+  const styles = new Map();
+  const style = (e) => { if (!styles.has(e)) styles.set(e, getComputedStyle(e)); return styles.get(e); };
+  const scrolls = (e) => /(auto|scroll)/.test(style(e).overflowX);
+  const clips = (e) => /(hidden|clip)/.test(style(e).overflowX);
+  const hidden = (e) => { const s = style(e);
     return s.visibility === 'hidden' || s.display === 'none' || e.closest('dialog:not([open]), .toggle-hidden, details:not([open]) > :not(summary)'); };
-  const out = [];
-  const seen = new Set();
-  document.querySelectorAll('.bd-article *').forEach(e => {
+  const name = (e) => (e.tagName + ': ' + (e.textContent || e.getAttribute('src') || '')).replace(/\\s+/g, ' ').slice(0, 90);
+  const cut = [], seen = new Set();
+  const report = (e, why) => { const what = name(e) + ' [' + why + ']'; if (!seen.has(what)) { seen.add(what); cut.push(what); } };
+  article.querySelectorAll('*').forEach(e => {
     const isMath = e.tagName === 'MJX-CONTAINER';
     const hasText = Array.from(e.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
     if (!(isMath || hasText || e.tagName === 'IMG' || e.tagName === 'TABLE')) return;
     if (e.closest('mjx-container') && !isMath) return;
     const r = e.getBoundingClientRect();
     if (r.width === 0 || hidden(e)) return;
-    if (r.right <= width + 1 && r.left >= -1) return;
-    if (inScroller(e)) return;
-    const what = (e.tagName + ': ' + (e.textContent || e.getAttribute('src') || '')).replace(/\\s+/g, ' ').slice(0, 90);
-    if (!seen.has(what)) { seen.add(what); out.push(what); }
+    // a formula whose own box does not scroll draws its content (mjx-math) beyond that box, or cuts it
+    let left = r.left, right = r.right;
+    const inner = isMath && !scrolls(e) && e.querySelector('mjx-math');
+    if (inner) {
+      const ir = inner.getBoundingClientRect();
+      if (ir.right > r.right + 1 || ir.left < r.left - 1) {
+        if (clips(e)) { report(e, 'cut by its own box'); return; }
+        left = Math.min(left, ir.left); right = Math.max(right, ir.right);
+      }
+    }
+    // the nearest box that scrolls holds it, and must fit the screen; a box that hides its
+    // overflow on the way cuts what passes its edges (unless it is a 1-px visually-hidden box)
+    for (let a = e.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      const ar = a.getBoundingClientRect();
+      if (scrolls(a)) {
+        if (ar.left < -1 || ar.right > width + 1) report(e, 'in a scrolling box wider than the screen');
+        return;
+      }
+      if (clips(a) && ar.width > 1 && ar.height > 1 && (right > ar.right + 1 || left < ar.left - 1)) {
+        report(e, 'cut by ' + a.tagName.toLowerCase() + '.' + String(a.className).split(' ')[0]); return;
+      }
+    }
+    if (right > width + 1 || left < -1) report(e, 'cut by the edge of the screen');
   });
-  return {out, pageScroll: document.documentElement.scrollWidth - width};
+  const noCue = [];
+  article.querySelectorAll('*').forEach(e => {
+    if (scrolls(e) && e.scrollWidth > e.clientWidth + 1 && e.getBoundingClientRect().width > 0 && !hidden(e)
+        && !/gradient/.test(style(e).backgroundImage)) noCue.push(name(e));
+  });
+  const plots = Array.from(article.querySelectorAll('.cell_output img, figure img')).map(i => ({
+    src: i.getAttribute('src'), filled: i.classList.contains('plot-filled'), filter: style(i).filter}));
+  const widest = Array.from(article.querySelectorAll('mjx-container[display="true"]')).map((m, index) => ({
+    index, overflow: m.querySelector('mjx-math').getBoundingClientRect().width - m.clientWidth}))
+    .sort((x, y) => y.overflow - x.overflow)[0] || null;
+  return {cut, noCue, plots, widest, pageScroll: document.documentElement.scrollWidth - width};
 }"""
 
 
-@pytest.mark.parametrize("page", CONTENT)
-def test_phone_dark(browser, base_url, page):
-    ctx, tab = open_page(browser, base_url, page, PHONE, "dark")
+def phone_job(browser, base_url, page):
+    ctx, tab = start_page(browser, base_url, page, PHONE, "dark")
     try:
+        yield
+        finish_loading(tab, "dark")
         # open every solution with its button, as a reader would
         tab.evaluate("() => document.querySelectorAll('.toggle-hidden .toggle-button').forEach(b => b.click())")
         tab.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
         assert not tab.locator(".dropdown.toggle-hidden").count(), "a solution did not open"
-        tab.wait_for_timeout(500)
-        clipped = tab.evaluate(CLIPPED)
-        assert not clipped["out"], "cut off at the edge of a 390 px screen:\n" + "\n".join(clipped["out"][:15])
-        assert clipped["pageScroll"] <= 1, f"the page scrolls sideways by {clipped['pageScroll']} px on a phone"
+        yield  # the opened solutions lay out while other jobs run
+        tab.wait_for_timeout(300)
+        facts = tab.evaluate(PHONE_FACTS)
+        assert not facts["cut"], "cut off on a 390 px screen:\n" + "\n".join(facts["cut"][:15])
+        assert facts["pageScroll"] <= 1, f"the page scrolls sideways by {facts['pageScroll']} px on a phone"
+        assert not facts["noCue"], "boxes that scroll sideways with no scroll cue:\n" + "\n".join(facts["noCue"][:10])
+        for plot in facts["plots"]:
+            inverted = "invert" in plot["filter"]
+            assert inverted != plot["filled"], (
+                f"dark mode shows {plot['src']} {'inverted' if inverted else 'as drawn'} (filter {plot['filter']!r}),"
+                f" {'a plot that fills areas with colour' if plot['filled'] else 'a line plot'}")
         shot(tab, page, "-390-dark")
-        violations = axe(tab, ["color-contrast", "link-in-text-block"])
+        filled = tab.locator(".bd-article img.plot-filled")
+        if filled.count():
+            filled.first.scroll_into_view_if_needed()
+            filled.first.screenshot(path=str(SHOTS / (page.replace("/", "__").removesuffix(".html") + "-390-dark-filled-plot.png")))
+        start_axe(tab, ["color-contrast", "link-in-text-block"])
+        yield
+        violations = axe_result(tab)
         assert not violations, "axe-core, dark mode:\n" + "\n".join(violations)
+        assert not tab.errors, f"console errors: {tab.errors}"
+        return facts["widest"]
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def page_results(browser, base_url):
+    """Every page checked on the desktop in light mode and on the phone in dark mode, side by side."""
+    jobs = {}
+    for page in PAGES:
+        jobs["desktop", page] = partial(desktop_job, browser, base_url, page)
+        if page in CONTENT:
+            jobs["phone", page] = partial(phone_job, browser, base_url, page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return run_jobs(jobs)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_desktop_light(page_results, page):
+    outcome(page_results, ("desktop", page))
+
+
+@pytest.mark.parametrize("page", CONTENT)
+def test_phone_dark(page_results, page):
+    outcome(page_results, ("phone", page))
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_widest_equation_scrolls_to_its_end_on_a_phone(browser, base_url, page_results, mode):
+    """The widest display equation of the book, on a phone: its box fits the screen, shows the scroll
+    cue, and scrolled to the end shows the end of the formula.  Screenshots before and after."""
+    widest = {page: r for (kind, page), r in page_results.items() if kind == "phone" and isinstance(r, dict)}
+    assert widest, "no page with a display equation was checked on the phone"
+    page = max(widest, key=lambda p: widest[p]["overflow"])
+    assert widest[page]["overflow"] > 0, "no display equation scrolls on a phone: the check would be vacuous"
+    ctx, tab = open_page(browser, base_url, page, PHONE, mode)
+    try:
+        formula = tab.locator('.bd-article mjx-container[display="true"]').nth(widest[page]["index"])
+        formula.evaluate("m => (m.closest('div.math') || m).scrollIntoView({block: 'center'})")
+        box = formula.evaluate("""m => { const r = m.getBoundingClientRect(), s = getComputedStyle(m);
+            return {left: r.left, right: r.right, cue: s.backgroundImage,
+                    over: m.querySelector('mjx-math').getBoundingClientRect().width - m.clientWidth,
+                    number: (m.closest('div.math') && m.closest('div.math').querySelector('.eqno') || {}).textContent}; }""")
+        assert box["left"] >= 0 and box["right"] <= PHONE["width"], f"the formula's box leaves the screen: {box}"
+        assert box["over"] > 0 and "radial-gradient" in box["cue"], f"no scroll cue on a formula that scrolls: {box}"
+        name = f"widest-equation-390-{mode}"
+        tab.screenshot(path=str(SHOTS / f"{name}.png"))
+        end = formula.evaluate("""m => { m.scrollLeft = m.scrollWidth;
+            const inner = m.querySelector('mjx-math').getBoundingClientRect(), r = m.getBoundingClientRect();
+            return {innerRight: inner.right, right: r.right, scrolled: m.scrollLeft}; }""")
+        assert end["scrolled"] > 0 and end["innerRight"] <= end["right"] + 1, f"the end of the formula cannot be reached: {end}"
+        tab.wait_for_timeout(100)
+        tab.screenshot(path=str(SHOTS / f"{name}-scrolled.png"))
         assert not tab.errors, f"console errors: {tab.errors}"
     finally:
         ctx.close()

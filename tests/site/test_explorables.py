@@ -21,8 +21,9 @@ import pytest
 import graves
 from graves import core, frameworks
 
-from conftest import HTML, ROOT
-from test_browser import base_url, browser  # noqa: F401  (fixtures: localhost server, Chromium)
+from conftest import HTML, ROOT, require_chromium
+
+require_chromium()  # the fixtures base_url and browser (conftest.py) serve the site and drive Chromium
 
 SHOTS = ROOT / "_build" / "screenshots"
 RTOL = 1e-12
@@ -82,7 +83,7 @@ def compare(name, js, py):
 
 
 @pytest.fixture(scope="module")
-def tab(browser, base_url):  # noqa: F811
+def tab(browser, base_url):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     page.errors = []
@@ -358,7 +359,7 @@ def test_centered_step_matches_every_variant(tab, variant):
 # -- what a reader meets: file://, keyboard and screen readers, print, screenshots ---------------
 
 
-def test_explorables_run_from_file_urls_without_other_hosts(browser):  # noqa: F811
+def test_explorables_run_from_file_urls_without_other_hosts(browser):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     errors, elsewhere = [], []
@@ -415,7 +416,7 @@ def test_print_leaves_the_explorables_out(tab):
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_screenshots(browser, base_url, width):  # noqa: F811
+def test_screenshots(browser, base_url, width):
     """Saves _build/screenshots/explorable-NAME-WIDTH-light|dark.png; checks nothing overflows the page."""
     ctx = browser.new_context(viewport={"width": width, "height": 900})
     page = ctx.new_page()

@@ -1,7 +1,10 @@
 """The book's PDF (`make pdf`) is there and complete: contents, every chapter, equations, figures,
 bibliography."""
 
+import concurrent.futures
 import json
+import multiprocessing
+import os
 import re
 import unicodedata
 from html.parser import HTMLParser
@@ -44,12 +47,23 @@ def numbered_files():
     return [c["file"] for part in toc["parts"] if part.get("numbered") for c in part["chapters"]]
 
 
+def page_texts(span):
+    """The text of pages [start, stop) of the PDF (run in a worker process)."""
+    reader = pypdf.PdfReader(str(PDF))
+    return [reader.pages[i].extract_text() or "" for i in range(*span)]
+
+
 @pytest.fixture(scope="module")
 def pdf():
     if not PDF.exists():
         pytest.fail("_build/pdf/book.pdf is missing: `make pdf` builds it (`make test` does)")
     reader = pypdf.PdfReader(str(PDF))
-    pages = [p.extract_text() or "" for p in reader.pages]
+    # pypdf parses each page's content stream in Python: split the pages over the cores
+    count, workers = len(reader.pages), min(4, os.cpu_count() or 1)
+    cuts = [count * k // workers for k in range(workers + 1)]
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        pages = [text for part in pool.map(page_texts, zip(cuts, cuts[1:])) for text in part]
+    assert len(pages) == count
     return reader, pages, squash("\n".join(pages))
 
 
