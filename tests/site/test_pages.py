@@ -81,10 +81,10 @@ MACHINE_PATH = re.compile(
     re.MULTILINE,
 )
 
-# Pages whose stored outputs still hold such paths (chapter 7: tracebacks of the cells that raise;
-# chapter 11: a profile of functions defined in cells). strict: the check fails as soon as a page
+# Pages whose stored outputs still hold such paths (chapter 11: a cProfile listing of functions
+# defined in cells names their /tmp/ipykernel_... files). strict: the check fails as soon as a page
 # is clean, so that its mark is removed and the page is held to it from then on.
-STILL_WITH_PATHS = {"07_using_graves.html", "11_performance.html"}
+STILL_WITH_PATHS = {"11_performance.html"}
 
 
 @pytest.mark.parametrize("page", [
