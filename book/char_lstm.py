@@ -62,15 +62,15 @@ class CharLSTMs(torch.nn.Module):
     seed (index ``s`` of every parameter's first axis).  Each has one LSTM layer (input, forget and
     output gates; no peepholes) and a softmax read-out::
 
-        z_t = x_t W_x + h_{t-1} W_h + b          (the four gates' net inputs; x_t one-hot)
-        i, f, o = σ(z_t^i), σ(z_t^f), σ(z_t^o);  u = tanh(z_t^u)
-        c_t = f c_{t-1} + i u;  h_t = o tanh(c_t);  logits_t = h_t W_y + b_y
+        Z_t = X_t W_x + h_{t-1} W_h + b          (the four gates' net inputs; X_t one-hot)
+        i, f, o = σ(Z_t^i), σ(Z_t^f), σ(Z_t^o);  u = tanh(Z_t^u)
+        C_t = f C_{t-1} + i u;  h_t = o tanh(C_t);  logits_t = h_t W_y + b_y
 
     No operation mixes networks, so one elementwise optimizer over the stacked tensors runs
     them as separate training runs.  With ``clip`` set, backpropagation clips each sequence's
-    derivative ∂ℓ/∂z_t to [−clip, clip] elementwise before it flows on (Graves' clipping of the
-    LSTM derivatives), by a hook on each z_t.  The loss averages over the B sequences of a batch,
-    so the hook clips ∂L/∂z_t = ∂ℓ/∂z_t / B at clip / B: the same clipping for any batch split.
+    derivative ∂ℓ/∂Z_t to [−clip, clip] elementwise before it flows on (Graves' clipping of the
+    LSTM derivatives), by a hook on each Z_t.  The loss averages over the J sequences of a batch,
+    so the hook clips ∂L/∂Z_t = ∂ℓ/∂Z_t / J at clip / J: the same clipping for any batch split.
     """
 
     def __init__(self, seeds: list[int], vocab: int, hidden: int, clip: float | None = None):
@@ -97,7 +97,7 @@ class CharLSTMs(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (S, B·T, vocab), sequence by sequence, for inputs of shape (S, B, T)."""
         S, B, T = x.shape
-        inputs = self.W_x[torch.arange(S)[:, None, None], x]  # one-hot x_t times W_x: a row lookup
+        inputs = self.W_x[torch.arange(S)[:, None, None], x]  # one-hot X_t times W_x: a row lookup
         h = inputs.new_zeros(S, B, self.hidden)
         c = inputs.new_zeros(S, B, self.hidden)
         outputs = []

@@ -9,8 +9,9 @@ function a cache-sized slice of the parameters with a cache-sized scratch.
 
 Names follow Graves (2013), section 4, eqs. 38-41, and Chainer: ``n`` is the
 average of squared gradients, ``g`` the average of gradients, ``delta`` the
-momentum buffer Δ; ``lr`` is Graves' ℷ, ``alpha`` ℵ, ``momentum`` ℶ and
-``eps`` ℸ.  Graves writes the gradient ε; here it is ``grad``.  ``s`` is the
+momentum buffer Δ; ``lr`` is the learning rate η, ``alpha`` the decay ρ,
+``momentum`` μ and ``eps`` the stabilizer ε (the book's names for Graves'
+constants); the gradient, his ε_i, is ``grad`` (∇ in the book).  ``s`` is the
 spread n − g², which the recursive form of the centered step keeps instead of n.
 """
 
@@ -76,7 +77,7 @@ class CenteredVariant(NamedTuple):
     ``centered=False`` is uncentered RMSprop: ``g`` is neither updated nor used
     and the denominator is built from ``n`` alone (every library's default).
     ``spread="recursive"`` keeps the spread s = n − g² in the state
-    (:class:`SpreadState`) and updates it as s ← ℵs + ℵ(1−ℵ)(∇ − g′)², with g′
+    (:class:`SpreadState`) and updates it as s ← ρs + ρ(1−ρ)(∇ − g′)², with g′
     the mean before the step: equal to n − g² in exact arithmetic, never
     negative in floating point (centered only, without bias correction);
     ``"difference"`` keeps n and subtracts g² (Graves, every library).

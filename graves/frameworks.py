@@ -624,8 +624,8 @@ class Conversion(NamedTuple):
     note: str
 
 
-#: eps = TORCH_EPS_FACTOR · √ℸ keeps PyTorch's √v + eps within the smallest
-#: possible factor, √φ ≈ 1.272 (φ the golden ratio), of Graves' √(v + ℸ) over all v ≥ 0.
+#: eps = TORCH_EPS_FACTOR · √ε keeps PyTorch's √v + eps within the smallest
+#: possible factor, √φ ≈ 1.272 (φ the golden ratio), of Graves' √(v + ε) over all v ≥ 0.
 TORCH_EPS_FACTOR = 1 / math.sqrt(_GOLDEN)
 
 
@@ -638,14 +638,14 @@ def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: floa
     buffer), and for dqn unless ``alpha == 0.95``, ``eps == 0.01`` and
     ``momentum == 0`` (its constants are literals).
 
-    PyTorch: no eps reproduces √(v + ℸ).  "Nearest" here means the smallest
+    PyTorch: no eps reproduces √(v + ε).  "Nearest" here means the smallest
     worst-case ratio of the two denominators over all v = n − g² ≥ 0: with
-    eps = c√ℸ the ratio (√v + eps)/√(v + ℸ) ranges over [min(c, 1), √(1 + c²)],
-    and c = 1/√(1 + c²) gives c² = 1/φ (φ the golden ratio), so eps = √(ℸ/φ)
+    eps = c√ε the ratio (√v + eps)/√(v + ε) ranges over [min(c, 1), √(1 + c²)],
+    and c = 1/√(1 + c²) gives c² = 1/φ (φ the golden ratio), so eps = √(ε/φ)
     keeps PyTorch's denominator within a factor √φ ≈ 1.272 of Graves', above
     or below.  On a given problem another eps can track Graves more closely
-    (chapter 9 measures one where copying ℸ does), but copying ℸ makes the
-    steps up to √ℸ/ℸ times larger where the gradient is nearly constant.
+    (chapter 9 measures one where copying ε does), but copying ε makes the
+    steps up to √ε/ε times larger where the gradient is nearly constant.
     """
     _library_class(name)  # checks the name
     g = RMSpropGraves  # the Graves configuration is checked as RMSpropGraves checks it
@@ -678,7 +678,7 @@ def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: floa
         if eps > 0:
             notes.append(
                 f"PyTorch adds eps outside the root, √(n−g²) + eps, and no eps reproduces √(n−g²+{eps!r}); "
-                f"eps = √(ℸ/φ) = {torch_eps:.6g} keeps its denominator within a factor √φ ≈ 1.272 of Graves' "
+                f"eps = √(ε/φ) = {torch_eps:.6g} keeps its denominator within a factor √φ ≈ 1.272 of Graves' "
                 "for every n−g² ≥ 0 (the smallest worst case)."
             )
         if momentum > 0:

@@ -360,9 +360,9 @@ class RMSpropGraves(Optimizer):
 
     Names and defaults are Chainer's; Graves' symbols in brackets::
 
-        n ← α n + (1−α) ∇²                    (ℵ = alpha)
+        n ← α n + (1−α) ∇²                    (ρ = alpha)
         g ← α g + (1−α) ∇
-        Δ ← momentum Δ − lr ∇ / √(n − g² + eps)  (ℶ = momentum, ℷ = lr, ℸ = eps)
+        Δ ← momentum Δ − lr ∇ / √(n − g² + eps)  (μ = momentum, η = lr, ε = eps)
         w ← w + Δ
 
     ``lr`` enters inside the momentum buffer Δ: changing it between steps
@@ -381,10 +381,10 @@ class RMSpropGraves(Optimizer):
     hyperparameter_names = ("lr", "alpha", "momentum", "eps")
     step_function = staticmethod(core.graves_step)
 
-    lr = Hyperparameter(checks.positive, "learning rate ℷ (inside Δ)")
-    alpha = Hyperparameter(checks.unit_interval, "decay ℵ of both averages")
-    momentum = Hyperparameter(checks.unit_interval, "momentum ℶ")
-    eps = Hyperparameter(checks.non_negative, "ℸ, added to n − g² inside the square root")
+    lr = Hyperparameter(checks.positive, "learning rate η (inside Δ)")
+    alpha = Hyperparameter(checks.unit_interval, "decay ρ of both averages")
+    momentum = Hyperparameter(checks.unit_interval, "momentum μ")
+    eps = Hyperparameter(checks.non_negative, "ε, added to n − g² inside the square root")
 
     def __init__(
         self,

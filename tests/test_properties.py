@@ -164,7 +164,7 @@ def test_spread_is_nonnegative_in_exact_arithmetic(grads, alpha):
 
 
 def test_spread_can_be_negative_with_different_decays():
-    """Control: the property rests on one shared decay ℵ for n and g.
+    """Control: the property rests on one shared decay ρ for n and g.
 
     A faster average of ∇ than of ∇² breaks it at the first step:
     n = 0.1, g = 0.5, n − g² = −0.15.
@@ -224,7 +224,7 @@ def test_zero_gradient_without_momentum_leaves_params(name, history, seed, dtype
     """Without momentum the step is a multiple of ∇, so ∇ = 0 moves nothing.
 
     RMSprop on a fresh state included: 0 / √(0 + eps) = 0 because eps > 0.
-    The averages decay: n ← ℵ·n (and g ← ℵ·g); Δ becomes 0.
+    The averages decay: n ← ρ·n (and g ← ρ·g); Δ becomes 0.
     """
     rng = np.random.default_rng(seed)
     opt = OPTIMIZERS_NO_MOMENTUM[name]()

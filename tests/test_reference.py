@@ -35,7 +35,7 @@ def ref_rmsprop(w, grad, state, *, lr, alpha, eps):
 
 
 def ref_graves(w, grad, state, *, lr, alpha, momentum, eps):
-    """Graves (2013), eqs. 38-41, with ℵ = alpha, ℶ = momentum, ℷ = lr, ℸ = eps."""
+    """Graves (2013), eqs. 38-41, with ρ = alpha, μ = momentum, η = lr, ε = eps."""
     n, g, delta = state
     n_new = alpha * n + (1 - alpha) * grad**2  # (38)
     g_new = alpha * g + (1 - alpha) * grad  # (39)

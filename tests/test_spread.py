@@ -1,4 +1,4 @@
-"""The spread recursion: s ← ℵs + ℵ(1−ℵ)(∇ − g′)² in place of n − g².
+"""The spread recursion: s ← ρs + ρ(1−ρ)(∇ − g′)² in place of n − g².
 
 Exact arithmetic decides that the two forms are one algorithm; float64 shows the
 package's two forms agree on well-conditioned streams; float32 shows what the
@@ -97,7 +97,7 @@ def test_float64_forms_agree_on_well_conditioned_streams(seed, steps, alpha, mea
 
 
 def test_first_step_is_exact_in_both_forms():
-    # one step from zero: n − g² = s = ℵ(1−ℵ)∇², exactly for a power-of-two ℵ
+    # one step from zero: n − g² = s = ρ(1−ρ)∇², exactly for a power-of-two ρ
     grad = np.array([-3.0, 0.5, 1e10, 2.0**-40])
     for spread in ("difference", "recursive"):
         opt = graves.RMSpropGraves(alpha=0.75, spread=spread)
@@ -174,7 +174,7 @@ def test_float32_recursion_never_nan_when_squares_are_finite(spec, alpha, moment
 
 @pytest.mark.parametrize("size", [1e-2, 1.0, 9.0, 30.0, 1e3, 1e6, 1e9, 1e12, 1e15, 1e18])
 def test_float32_constant_gradients_up_to_1e18(size):
-    # 1000 steps of a constant gradient: the exact spread ℵ^t(1−ℵ^t)∇² falls far
+    # 1000 steps of a constant gradient: the exact spread ρ^t(1−ρ^t)∇² falls far
     # below the difference form's round-off; the recursion keeps it >= 0 and finite
     rng = np.random.default_rng(int(size) % 2**32)
     grad = (size * rng.uniform(1.0, 10.0, 500) * rng.choice([-1.0, 1.0], 500)).astype(np.float32)
@@ -183,7 +183,7 @@ def test_float32_constant_gradients_up_to_1e18(size):
     assert lowest >= 0
     for a in (w, s, g, delta):
         assert np.isfinite(a).all()
-    if size >= 30.0:  # above √(ℸ(1−ℵ)/u) ≈ 9.2 the difference form breaks: the test can fail
+    if size >= 30.0:  # above √(ε(1−ρ)/u) ≈ 9.2 the difference form breaks: the test can fail
         w_d, _, _ = run_float32(stream, "difference")
         assert np.isnan(w_d).any()
 

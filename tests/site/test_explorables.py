@@ -133,8 +133,8 @@ def test_momentum_matches_graves_sgd(tab, lr, momentum):
     problem = r["problem"]
     assert problem == {"h": [0.01, 1.0], "w0": [-10.0, 1.0], "steps": STEPS}
     h = np.array(problem["h"], dtype=np.float64)
-    for run, beth in (("plain", 0.0), ("heavy", float(momentum))):
-        opt = graves.SGD(lr=float(lr), momentum=beth)
+    for run, mu in (("plain", 0.0), ("heavy", float(momentum))):
+        opt = graves.SGD(lr=float(lr), momentum=mu)
         params = {"w": np.array(problem["w0"], dtype=np.float64)}
         path = [params["w"].copy()]
         for _ in range(STEPS):
@@ -194,8 +194,8 @@ def test_centered_matches_core_rmsprop_and_graves_step(tab, alpha, eps, sigma):
 
 
 def test_centered_explorable_shows_what_the_chapter_says(tab):
-    """The prose beside it: with σ well above √ℸ the two runs nearly coincide; below it the centered
-    rate along w_2 exceeds plain RMSprop's many times, and reaches the bound ℷ/√ℸ once ℸ dominates."""
+    """The prose beside it: with σ well above √ε the two runs nearly coincide; below it the centered
+    rate along w_2 exceeds plain RMSprop's many times, and reaches the bound η/√ε once ε dominates."""
     open_explorable(tab, "centered")
 
     def rates(alpha, eps, sigma):

@@ -287,47 +287,47 @@
   builders.momentum = function (root) {
     var H = [0.01, 1.0], W0 = [-10.0, 1.0], STEPS = 200;
     var f = frame(root, "Explore: gradient descent and heavy-ball momentum on the ravine",
-      "Both runs use the learning rate ℷ; the heavy ball adds momentum ℶ. Marks under the sliders are the " +
+      "Both runs use the learning rate η; the heavy ball adds momentum μ. Marks under the sliders are the " +
       "stability limits of the 1-D analysis for the steep direction, λmax = 1.");
     var sliders = [];
     var update = function () { run(); };
     var lr = new Slider(f.controls, {
-      label: "learning rate ℷ", min: "0.05", max: "4", step: "0.01", value: "1.8",
-      help: "Learning rate gimel of both runs.",
+      label: "learning rate η", min: "0.05", max: "4", step: "0.01", value: "1.8",
+      help: "Learning rate eta of both runs.",
       format: function (v) { return v.toFixed(2); },
       valuetext: function (v) {
-        return "gimel " + v.toFixed(2) + (v * H[1] < 2 ? ", plain descent stable" : ", plain descent diverges");
+        return "eta " + v.toFixed(2) + (v * H[1] < 2 ? ", plain descent stable" : ", plain descent diverges");
       },
       marks: function (c) {
         return [
-          { value: 2 / H[1], label: "2/λmax", title: "plain descent is stable below ℷ = 2/λmax = 2" },
-          { value: 2 * (1 + c.beth) / H[1], label: "2(1+ℶ)/λmax", cls: "gx-mark-2",
-            title: "the heavy ball with ℶ = " + c.beth.toFixed(2) + " is stable below ℷ = 2(1+ℶ)/λmax = " + (2 * (1 + c.beth)).toFixed(2) },
+          { value: 2 / H[1], label: "2/λmax", title: "plain descent is stable below η = 2/λmax = 2" },
+          { value: 2 * (1 + c.mu) / H[1], label: "2(1+μ)/λmax", cls: "gx-mark-2",
+            title: "the heavy ball with μ = " + c.mu.toFixed(2) + " is stable below η = 2(1+μ)/λmax = " + (2 * (1 + c.mu)).toFixed(2) },
         ];
       },
     }, update);
-    var beth = new Slider(f.controls, {
-      label: "momentum ℶ", min: "0", max: "0.99", step: "0.01", value: "0.9",
-      help: "Momentum coefficient beth of the heavy ball.",
+    var mu = new Slider(f.controls, {
+      label: "momentum μ", min: "0", max: "0.99", step: "0.01", value: "0.9",
+      help: "Momentum coefficient mu of the heavy ball.",
       format: function (v) { return v.toFixed(2); },
-      valuetext: function (v) { return "beth " + v.toFixed(2); },
+      valuetext: function (v) { return "mu " + v.toFixed(2); },
       marks: function (c) {
         var out = [];
-        var stable = c.lr * H[1] / 2 - 1; // gimel lambda < 2 (1 + beth)
-        if (stable > 0) out.push({ value: stable, label: "stable", title: "the heavy ball is stable above ℶ = ℷλmax/2 − 1 = " + stable.toFixed(2) });
+        var stable = c.lr * H[1] / 2 - 1; // eta lambda < 2 (1 + mu)
+        if (stable > 0) out.push({ value: stable, label: "stable", title: "the heavy ball is stable above μ = ηλmax/2 − 1 = " + stable.toFixed(2) });
         var spiral = Math.max.apply(null, H.map(function (l) { var r = 1 - Math.sqrt(c.lr * l); return r * r; }));
-        if (spiral < 1) out.push({ value: spiral, label: "√ℶ", cls: "gx-mark-2",
-          title: "above ℶ = " + spiral.toFixed(3) + " both directions have complex roots and shrink by √ℶ per step" });
+        if (spiral < 1) out.push({ value: spiral, label: "√μ", cls: "gx-mark-2",
+          title: "above μ = " + spiral.toFixed(3) + " both directions have complex roots and shrink by √μ per step" });
         return out;
       },
     }, update);
-    sliders.push(lr, beth);
+    sliders.push(lr, mu);
     var traj = new Plot(f.plots, { x: [-12, 12], y: [-1.6, 1.6], xticks: [-10, -5, 0, 5, 10], yticks: [-1, 0, 1],
       xlabel: "w₁ (floor, λmin = 0.01)", ylabel: "w₂ (walls, λmax = 1)", title: "Trajectories over the contours of L",
       alt: "Trajectories of plain descent and the heavy ball in the ravine" });
     var lossPlot = new Plot(f.plots, { x: [0, STEPS], y: [1e-16, 1e4], logY: true, xlabel: "step t",
       ylabel: "L(w_t) / L(w_0)", title: "Loss", alt: "Loss against step for both runs, log scale" });
-    legend(root, [["gx-c1", "plain descent (ℶ = 0)"], ["gx-c2", "heavy ball (ℶ from the slider)"]]);
+    legend(root, [["gx-c1", "plain descent (μ = 0)"], ["gx-c2", "heavy ball (μ from the slider)"]]);
     root.appendChild(f.readout);
     var last;
 
@@ -347,10 +347,10 @@
     }
 
     function run() {
-      var c = { lr: lr.value(), beth: beth.value() };
+      var c = { lr: lr.value(), mu: mu.value() };
       sliders.forEach(function (s) { s.update(c); });
-      var paths = { plain: trajectory(c.lr, 0), heavy: trajectory(c.lr, c.beth) };
-      last = { params: { lr: c.lr, momentum: c.beth }, problem: { h: H, w0: W0, steps: STEPS }, paths: paths };
+      var paths = { plain: trajectory(c.lr, 0), heavy: trajectory(c.lr, c.mu) };
+      last = { params: { lr: c.lr, momentum: c.mu }, problem: { h: H, w0: W0, steps: STEPS }, paths: paths };
       traj.clear();
       [1e-3, 4e-3, 0.015, 0.05, 0.15, 0.5, 1.2, 3].forEach(function (L) {
         traj.ellipse(Math.sqrt(2 * L / H[0]), Math.sqrt(2 * L / H[1]), "gx-contour");
@@ -365,14 +365,14 @@
       traj.marker(W0[0], W0[1], "gx-start");
       traj.marker(0, 0, "gx-min", 2.5);
       var fp = Math.max(factor(c.lr * H[0], 0), factor(c.lr * H[1], 0));
-      var fh = Math.max(factor(c.lr * H[0], c.beth), factor(c.lr * H[1], c.beth));
+      var fh = Math.max(factor(c.lr * H[0], c.mu), factor(c.lr * H[1], c.mu));
       var end = function (p) { return fmt(loss(H, paths[p][STEPS]) / L0, 2); };
       f.readout.textContent = "Factor per step (largest |z|): plain descent " + fmt(fp, 4) + ", heavy ball " + fmt(fh, 4) +
         (fh > 1 || fp > 1 ? " (above 1: diverges)" : "") + ". Loss after " + STEPS + " steps, relative to the start: plain " +
         end("plain") + ", heavy ball " + end("heavy") + ".";
     }
     run();
-    return { result: function () { return last; }, sliders: { lr: lr, momentum: beth } };
+    return { result: function () { return last; }, sliders: { lr: lr, momentum: mu } };
   };
 
   // --------------------------------------------------- chapter 2: the EWMA
@@ -383,12 +383,12 @@
       "One average, updated by ema_update, of three inputs: a single 1 at t = 1 (what it leaves after j steps is the " +
       "weight of age j), the constant 1 (its average is the sum of the weights) and a noisy step.");
     var rho = new Slider(f.controls, {
-      label: "decay ρ (ℵ in Graves' update)", min: "0.5", max: "0.995", step: "0.005", value: "0.95",
+      label: "decay ρ (ρ in Graves' update)", min: "0.5", max: "0.995", step: "0.005", value: "0.95",
       help: "Decay rho of the moving average.",
       format: function (v) { return v.toFixed(3); },
       valuetext: function (v) { return "rho " + v.toFixed(3) + ", window " + fmt(1 / (1 - v), 1) + " steps"; },
       marks: function () {
-        return [{ value: 0.95, label: "ℵ = 0.95", cls: "gx-mark-2", title: "Graves' ℵ = 0.95" }];
+        return [{ value: 0.95, label: "ρ = 0.95", cls: "gx-mark-2", title: "Graves' ρ = 0.95" }];
       },
     }, function () { run(); });
     var wplot = new Plot(f.plots, { x: [0, STEPS], y: [0, 0.06], xlabel: "age j = t − k (steps)", ylabel: "weight",
@@ -447,20 +447,20 @@
   builders.centered = function (root) {
     var H = [1.0, 0.1], W0 = [1.0, 2.0], LR = 0.005, STEPS = 200, SEED = 4;
     var f = frame(root, "Explore: plain and centered RMSprop on a noisy quadratic",
-      "Gradient ∇ = (w₁, 0.1 w₂) + σ ξₜ with seeded noise ξₜ, ℷ = 0.005, no momentum; both optimizers see the same noise. " +
-      "Only the denominator differs: √(n + ℸ) for plain RMSprop, √(n − g² + ℸ) for Graves.");
+      "Gradient ∇ = (w₁, 0.1 w₂) + σ ξₜ with seeded noise ξₜ, η = 0.005, no momentum; both optimizers see the same noise. " +
+      "Only the denominator differs: √(n + ε) for plain RMSprop, √(n − g² + ε) for Graves.");
     var sliders = [];
     var again = function () { run(); };
-    var aleph = new Slider(f.controls, {
-      label: "decay ℵ", values: ["0.5", "0.8", "0.9", "0.95", "0.98", "0.99", "0.995", "0.999"], value: "0.95",
-      help: "Decay aleph of both averages.", valuetext: function (v) { return "aleph " + v; },
-      marks: function () { return [{ value: 0.95, label: "0.95", title: "Graves' ℵ = 0.95" }]; },
+    var rho = new Slider(f.controls, {
+      label: "decay ρ", values: ["0.5", "0.8", "0.9", "0.95", "0.98", "0.99", "0.995", "0.999"], value: "0.95",
+      help: "Decay rho of both averages.", valuetext: function (v) { return "rho " + v; },
+      marks: function () { return [{ value: 0.95, label: "0.95", title: "Graves' ρ = 0.95" }]; },
     }, again);
     var eps = new Slider(f.controls, {
-      label: "stabilizer ℸ", values: ["1e-8", "1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1"], value: "1e-4",
-      help: "Stabilizer daleth under the root.", valuetext: function (v) { return "daleth " + v.toExponential(0); },
+      label: "stabilizer ε", values: ["1e-8", "1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1"], value: "1e-4",
+      help: "Stabilizer epsilon under the root.", valuetext: function (v) { return "epsilon " + v.toExponential(0); },
       marks: function (c) {
-        return c.sigma > 0 ? [{ value: c.sigma * c.sigma, label: "σ²", cls: "gx-mark-2", title: "ℸ = σ²: above it ℸ dominates the spread" }] : [];
+        return c.sigma > 0 ? [{ value: c.sigma * c.sigma, label: "σ²", cls: "gx-mark-2", title: "ε = σ²: above it ε dominates the spread" }] : [];
       },
     }, again);
     var sigma = new Slider(f.controls, {
@@ -468,18 +468,18 @@
       help: "Standard deviation sigma of the gradient noise.", valuetext: function (v) { return "sigma " + v; },
       marks: function (c) {
         var r = Math.sqrt(c.eps);
-        return r <= 1 ? [{ value: r, label: "√ℸ", cls: "gx-mark-2", title: "σ = √ℸ: below it the gradient counts as consistent" }] : [];
+        return r <= 1 ? [{ value: r, label: "√ε", cls: "gx-mark-2", title: "σ = √ε: below it the gradient counts as consistent" }] : [];
       },
     }, again);
-    sliders.push(aleph, eps, sigma);
+    sliders.push(rho, eps, sigma);
     var opts = { x: [-1.2, 1.2], y: [-0.8, 2.2], xticks: [-1, 0, 1], yticks: [0, 1, 2], xlabel: "w₁ (λ = 1)", ylabel: "w₂ (λ = 0.1)" };
     var p1 = new Plot(f.plots, Object.assign({ title: "plain RMSprop", alt: "Trajectory of plain RMSprop" }, opts));
-    var p2 = new Plot(f.plots, Object.assign({ title: "centered (Graves, ℶ = 0)", alt: "Trajectory of centered RMSprop" }, opts));
+    var p2 = new Plot(f.plots, Object.assign({ title: "centered (Graves, μ = 0)", alt: "Trajectory of centered RMSprop" }, opts));
     var lp = new Plot(f.plots, { x: [0, STEPS], y: [1e-8, 10], logY: true, xlabel: "step t", ylabel: "L(w_t)",
       title: "Loss", alt: "Loss of both optimizers against step" });
     var rp = new Plot(f.plots, { x: [0, STEPS], y: [1e-3, 1e3], logY: true, xlabel: "step t", ylabel: "step / ∇ on w₂",
-      title: "Rate ℷ/d: the step per unit gradient", alt: "Step per unit gradient along w2 for both optimizers" });
-    legend(root, [["gx-c1", "plain RMSprop"], ["gx-c2", "centered RMSprop (Graves)"], ["gx-c3", "bound ℷ/√ℸ"], ["gx-c0", "ℷ/σ"]]);
+      title: "Rate η/d: the step per unit gradient", alt: "Step per unit gradient along w2 for both optimizers" });
+    legend(root, [["gx-c1", "plain RMSprop"], ["gx-c2", "centered RMSprop (Graves)"], ["gx-c3", "bound η/√ε"], ["gx-c0", "η/σ"]]);
     root.appendChild(f.readout);
     var last;
 
@@ -497,7 +497,7 @@
     }
 
     function run() {
-      var c = { alpha: aleph.value(), eps: eps.value(), sigma: sigma.value() };
+      var c = { alpha: rho.value(), eps: eps.value(), sigma: sigma.value() };
       sliders.forEach(function (s) { s.update(c); });
       var noise = G.noiseSource(SEED), xi = [];
       for (var t = 0; t < STEPS; t++) xi.push([noise(), noise()]);
@@ -522,11 +522,11 @@
       });
       var mean = function (a) { var s = 0; for (var i = STEPS - 50; i < STEPS; i++) s += a[i]; return s / 50; };
       f.readout.textContent = "Loss after " + STEPS + " steps: plain " + fmt(loss(H, plain.path[STEPS]), 2) + ", centered " +
-        fmt(loss(H, centered.path[STEPS]), 2) + ". Mean rate ℷ/d along w₂ over the last 50 steps: plain " + fmt(mean(plain.rates), 3) +
-        ", centered " + fmt(mean(centered.rates), 3) + " (bound ℷ/√ℸ = " + fmt(LR / Math.sqrt(c.eps), 3) + ").";
+        fmt(loss(H, centered.path[STEPS]), 2) + ". Mean rate η/d along w₂ over the last 50 steps: plain " + fmt(mean(plain.rates), 3) +
+        ", centered " + fmt(mean(centered.rates), 3) + " (bound η/√ε = " + fmt(LR / Math.sqrt(c.eps), 3) + ").";
     }
     run();
-    return { result: function () { return last; }, sliders: { alpha: aleph, eps: eps, sigma: sigma } };
+    return { result: function () { return last; }, sliders: { alpha: rho, eps: eps, sigma: sigma } };
   };
 
   // --------------------- chapter 9: placement of the learning rate and of eps
@@ -556,34 +556,34 @@
 
   builders["lr-drop"] = function (root) {
     var STEPS = 200, DROP_AT = 100, LR = 1e-3, ALEPH = 0.95, SIGMA = 0.5, SEED = 9;
-    var f = frame(root, "Explore: one drop of ℷ, inside and outside the momentum buffer",
-      "Chainer (ℷ inside Δ) and PyTorch (ℷ outside its buffer) with ℸ = 0, ℵ = 0.95, on the fixed stream ∇ₜ = 1 + 0.5 ξₜ; " +
-      "ℷ = 10⁻³ is multiplied by the factor before step " + (DROP_AT + 1) + ".");
+    var f = frame(root, "Explore: one drop of η, inside and outside the momentum buffer",
+      "Chainer (η inside Δ) and PyTorch (η outside its buffer) with ε = 0, ρ = 0.95, on the fixed stream ∇ₜ = 1 + 0.5 ξₜ; " +
+      "η = 10⁻³ is multiplied by the factor before step " + (DROP_AT + 1) + ".");
     var sliders = [];
     var again = function () { run(); };
     var factor = new Slider(f.controls, {
-      label: "factor ℷ′/ℷ", values: ["0.01", "0.03", "0.1", "0.3", "0.5", "1", "2", "3", "10"], value: "0.1",
-      help: "Factor applied to the learning rate gimel at the change; above 1 a warm-up.",
+      label: "factor η′/η", values: ["0.01", "0.03", "0.1", "0.3", "0.5", "1", "2", "3", "10"], value: "0.1",
+      help: "Factor applied to the learning rate eta at the change; above 1 a warm-up.",
       valuetext: function (v) { return "learning rate times " + v; },
       marks: function () { return [{ value: 1, label: "no change" }]; },
     }, again);
-    var beth = new Slider(f.controls, {
-      label: "momentum ℶ", min: "0", max: "0.99", step: "0.01", value: "0.9",
-      help: "Momentum coefficient beth of both.", format: function (v) { return v.toFixed(2); },
-      valuetext: function (v) { return "beth " + v.toFixed(2); },
+    var mu = new Slider(f.controls, {
+      label: "momentum μ", min: "0", max: "0.99", step: "0.01", value: "0.9",
+      help: "Momentum coefficient mu of both.", format: function (v) { return v.toFixed(2); },
+      valuetext: function (v) { return "mu " + v.toFixed(2); },
       marks: function () { return [{ value: 0.9, label: "Graves' 0.9" }]; },
     }, again);
-    sliders.push(factor, beth);
+    sliders.push(factor, mu);
     var sp = new Plot(f.plots, { x: [DROP_AT - 20, DROP_AT + 60], y: [0, 0.02], xlabel: "step t", ylabel: "step −(wₜ − wₜ₋₁)",
       title: "The step around the change", alt: "Step size of both around the learning-rate change" });
     var wp = new Plot(f.plots, { x: [0, STEPS], y: [0, 3], xlabel: "step t", ylabel: "w",
       title: "The parameter", alt: "Parameter of both against step" });
-    legend(root, [["gx-c1", "Chainer: ℷ inside Δ"], ["gx-c2 gx-dashed", "PyTorch: ℷ outside the buffer"]]);
+    legend(root, [["gx-c1", "Chainer: η inside Δ"], ["gx-c2 gx-dashed", "PyTorch: η outside the buffer"]]);
     root.appendChild(f.readout);
     var grads = stream(SEED, SIGMA, STEPS), last;
 
     function run() {
-      var c = { drop: factor.value(), momentum: beth.value() };
+      var c = { drop: factor.value(), momentum: mu.value() };
       sliders.forEach(function (s) { s.update(c); });
       var hp = { lr: LR, alpha: ALEPH, momentum: c.momentum, eps: 0 };
       var paths = { chainer: libraryRun(CHAINER, hp, grads, c.drop, DROP_AT), torch: libraryRun(TORCH, hp, grads, c.drop, DROP_AT) };
@@ -608,23 +608,23 @@
       var deltaBefore = paths.chainer[DROP_AT] - paths.chainer[DROP_AT - 1];
       var predicted = c.momentum / (1 - c.momentum) * (1 - c.drop) * deltaBefore;
       f.readout.textContent = "At step " + STEPS + ", w(Chainer) − w(PyTorch) = " + fmt(paths.chainer[STEPS] - paths.torch[STEPS], 4) +
-        "; the chapter predicts ℶ/(1−ℶ)·(1 − ℷ′/ℷ)·Δ = " + fmt(predicted, 4) + ", with Δ the last step before the change. " +
-        "PyTorch's step changes at once, Chainer's approaches the new size by the factor ℶ per step.";
+        "; the chapter predicts μ/(1−μ)·(1 − η′/η)·Δ = " + fmt(predicted, 4) + ", with Δ the last step before the change. " +
+        "PyTorch's step changes at once, Chainer's approaches the new size by the factor μ per step.";
     }
     run();
-    return { result: function () { return last; }, sliders: { drop: factor, momentum: beth } };
+    return { result: function () { return last; }, sliders: { drop: factor, momentum: mu } };
   };
 
   builders["eps-placement"] = function (root) {
     var STEPS = 200, LR = 1e-3, ALEPH = 0.95, SEED = 10;
-    var f = frame(root, "Explore: ℸ inside and outside the root",
-      "Chainer divides by √(n − g² + ℸ), PyTorch by √(n − g²) + ℸ; same ℷ = 10⁻³, ℵ = 0.95, no momentum, " +
-      "on the fixed stream ∇ₜ = 1 + σ ξₜ. The curves show 1/dₜ, read off each step as −(wₜ − wₜ₋₁)/(ℷ∇ₜ).");
+    var f = frame(root, "Explore: ε inside and outside the root",
+      "Chainer divides by √(n − g² + ε), PyTorch by √(n − g²) + ε; same η = 10⁻³, ρ = 0.95, no momentum, " +
+      "on the fixed stream ∇ₜ = 1 + σ ξₜ. The curves show 1/dₜ, read off each step as −(wₜ − wₜ₋₁)/(η∇ₜ).");
     var sliders = [];
     var again = function () { run(); };
     var eps = new Slider(f.controls, {
-      label: "stabilizer ℸ", values: ["0", "1e-8", "1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"], value: "1e-4",
-      help: "The same eps for both libraries.", valuetext: function (v) { return "daleth " + (v ? v.toExponential(0) : "0"); },
+      label: "stabilizer ε", values: ["0", "1e-8", "1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"], value: "1e-4",
+      help: "The same eps for both libraries.", valuetext: function (v) { return "epsilon " + (v ? v.toExponential(0) : "0"); },
       marks: function () { return [{ value: 1e-4, label: "Graves' 10⁻⁴" }]; },
     }, again);
     var sigma = new Slider(f.controls, {
@@ -632,7 +632,7 @@
       help: "Spread of the gradient stream.", valuetext: function (v) { return "sigma " + v; },
       marks: function (c) {
         var r = Math.sqrt(c.eps);
-        return c.eps > 0 && r <= 1 ? [{ value: r, label: "√ℸ", cls: "gx-mark-2", title: "σ = √ℸ: below it ℸ decides the denominator" }] : [];
+        return c.eps > 0 && r <= 1 ? [{ value: r, label: "√ε", cls: "gx-mark-2", title: "σ = √ε: below it ε decides the denominator" }] : [];
       },
     }, again);
     sliders.push(eps, sigma);
@@ -640,7 +640,7 @@
       title: "The inverse denominator", alt: "Inverse denominators of both placements against step" });
     var wp = new Plot(f.plots, { x: [0, STEPS], y: [-1, 0], xlabel: "step t", ylabel: "w", title: "The parameter",
       alt: "Parameter of both against step" });
-    legend(root, [["gx-c1", "Chainer: ℸ inside the root"], ["gx-c2 gx-dashed", "PyTorch: ℸ outside"], ["gx-c3", "1/√ℸ"], ["gx-c0", "1/ℸ"]]);
+    legend(root, [["gx-c1", "Chainer: ε inside the root"], ["gx-c2 gx-dashed", "PyTorch: ε outside"], ["gx-c3", "1/√ε"], ["gx-c0", "1/ε"]]);
     root.appendChild(f.readout);
     var last;
 
