@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 # Chapters that need PyTorch (requirements-torch.txt, `make torch`); without it they are skipped, and said so.
-TORCH_NOTEBOOKS := book/10_real_training.ipynb
+TORCH_NOTEBOOKS := book/08_real_training.ipynb
 HAVE_TORCH = $(shell $(BIN)/python -c "import torch" >/dev/null 2>&1 && echo yes)
 CHECKED_NOTEBOOKS = $(if $(HAVE_TORCH),$(NOTEBOOKS),$(filter-out $(TORCH_NOTEBOOKS),$(NOTEBOOKS)))
 NO_TORCH_MESSAGE = PyTorch is not installed in $(VENV): skipping $(TORCH_NOTEBOOKS) and the graves.torch tests (make torch installs it)
@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-## make torch: add the pinned CPU PyTorch to .venv (graves.torch, its tests and chapter 10)
+## make torch: add the pinned CPU PyTorch to .venv (graves.torch, its tests and chapter 8)
 TORCH_STAMP := $(VENV)/.torch-installed
 $(TORCH_STAMP): requirements-torch.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-torch.txt

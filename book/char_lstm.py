@@ -1,4 +1,4 @@
-"""The character-level LSTM of chapter 10: a generated text, the network, Graves' clipping, training.
+"""The character-level LSTM of chapter 8: a generated text, the network, Graves' clipping, training.
 
 The chapter displays these functions from source and runs them; ddp_char_lstm.py
 runs the same code on two processes.  Everything is float64 and seeded.

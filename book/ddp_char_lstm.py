@@ -1,4 +1,4 @@
-"""Chapter 10's LSTM trained on 2 CPU processes with DDP, ZeRO and FSDP, and once in one process.
+"""Chapter 8's LSTM trained on 2 CPU processes with DDP, ZeRO and FSDP, and once in one process.
 
 Run ``python ddp_char_lstm.py`` from book/.  Two ranks (gloo, 127.0.0.1, a free port) each
 take half of every batch and step graves.torch.RMSpropGraves, three times over:

@@ -1,7 +1,7 @@
 """The source document's worked example and the measurements that settle its claims.
 
-Chapter 6 and its Chinese edition both import this module, so the two pages print numbers from
-one computation: a change here changes both, and nbval re-checks both. Chapter 6 displays the
+Chapter 5 and its Chinese edition both import this module, so the two pages print numbers from
+one computation: a change here changes both, and nbval re-checks both. Chapter 5 displays the
 code below with ``graves.show_source`` and checks it against ``graves.RMSprop``.
 """
 

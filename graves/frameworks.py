@@ -20,7 +20,7 @@ keras2    tf.keras 2's ``RMSprop`` (``legacy`` in 2.11+)  see below   inside Δ 
 ========  =============================================  ==========  ===========  =========
 
 tf.keras 2 puts eps outside the root when built with ``momentum=0`` and inside
-it otherwise; it is not one of the six centered RMSprops chapter 9 compares
+it otherwise; it is not one of the six centered RMSprops chapter 7 compares
 (:data:`LIBRARIES`), but :func:`make` builds it (:data:`PRESETS`).
 
 :func:`make` builds one from the library's own keyword names and defaults;
@@ -644,7 +644,7 @@ def from_graves(name: str, lr: float = 1e-4, alpha: float = 0.95, momentum: floa
     and c = 1/√(1 + c²) gives c² = 1/φ (φ the golden ratio), so eps = √(ε/φ)
     keeps PyTorch's denominator within a factor √φ ≈ 1.272 of Graves', above
     or below.  On a given problem another eps can track Graves more closely
-    (chapter 9 measures one where copying ε does), but copying ε makes the
+    (chapter 7 measures one where copying ε does), but copying ε makes the
     steps up to √ε/ε times larger where the gradient is nearly constant.
     """
     _library_class(name)  # checks the name

@@ -1,4 +1,4 @@
-"""The Chinese edition of chapter 6 prints the numbers of chapter 6's own computation.
+"""The Chinese edition of chapter 5 prints the numbers of chapter 5's own computation.
 
 Both notebooks import book/source_example.py; nbval re-runs each against its stored outputs.
 These tests tie the two stored notebooks together: a value glued under the same name on both
@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "book" / "06_source_document.ipynb"
+CHAPTER = ROOT / "book" / "05_source_document.ipynb"
 CHINESE = ROOT / "book" / "source_document_zh.ipynb"
 GLUE_MIME = "application/papermill.record/text/plain"
 
@@ -41,7 +41,7 @@ def test_shared_values_are_identical():
                 "graves_W100"):
         assert key in shared, f"{key} is not glued on both pages"
     differing = {key: (chapter[key], chinese[key]) for key in shared if chapter[key] != chinese[key]}
-    assert not differing, f"chapter 6 and its Chinese edition disagree: {differing}"
+    assert not differing, f"chapter 5 and its Chinese edition disagree: {differing}"
 
 
 def test_every_number_in_the_chinese_prose_is_glued_on_its_page():
@@ -61,7 +61,7 @@ def test_both_pages_run_the_shared_example():
 
 def test_the_chinese_page_is_marked_as_chinese_and_linked():
     assert notebook(CHINESE)["metadata"].get("lang") == "zh-Hans"
-    assert "{doc}`source_document_zh`" in markdown(CHAPTER), "chapter 6 does not link to its Chinese edition"
+    assert "{doc}`source_document_zh`" in markdown(CHAPTER), "chapter 5 does not link to its Chinese edition"
     assert "{doc}`source_document_zh`" in (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
     assert "source_document_zh" in (ROOT / "README.md").read_text(encoding="utf-8")
     text = markdown(CHINESE)

@@ -32,8 +32,8 @@ PAGES = {
     "momentum": "book/01_gradient_descent.html",
     "ewma": "book/02_moving_averages.html",
     "centered": "book/04_graves.html",
-    "eps-placement": "book/09_frameworks.html",
-    "lr-drop": "book/09_frameworks.html",
+    "eps-placement": "book/07_frameworks.html",
+    "lr-drop": "book/07_frameworks.html",
 }
 WORST = {}  # explorable -> largest relative difference seen, written to _build/explorables-parity.json
 
@@ -217,7 +217,7 @@ def test_centered_explorable_shows_what_the_chapter_says(tab):
     set_sliders(tab, "centered", {"alpha": "0.95", "eps": "1e-4", "sigma": "0.01"})  # back to the default
 
 
-# -- chapter 9 ------------------------------------------------------------------------------------
+# -- chapter 7 ------------------------------------------------------------------------------------
 
 
 def library_path(name, stream, lr, alpha, momentum, eps, drop=1.0, drop_at=-1):

@@ -529,7 +529,7 @@
     return { result: function () { return last; }, sliders: { alpha: rho, eps: eps, sigma: sigma } };
   };
 
-  // --------------------- chapter 9: placement of the learning rate and of eps
+  // --------------------- chapter 7: placement of the learning rate and of eps
 
   var CHAINER = G.GRAVES; // eps in the root, lr inside the buffer
   var TORCH = { epsInSqrt: false, lrInBuffer: false, nesterov: false, biasCorrection: false, centered: true,
