@@ -12,7 +12,7 @@ HAVE_TORCH = $(shell $(BIN)/python -c "import torch" >/dev/null 2>&1 && echo yes
 CHECKED_NOTEBOOKS = $(if $(HAVE_TORCH),$(NOTEBOOKS),$(filter-out $(TORCH_NOTEBOOKS),$(NOTEBOOKS)))
 NO_TORCH_MESSAGE = PyTorch is not installed in $(VENV): skipping $(TORCH_NOTEBOOKS) and the graves.torch tests (make torch installs it)
 
-.PHONY: book test venv torch html pdf unit nbval site notebooks lab clean
+.PHONY: book test venv torch bench html pdf unit nbval site notebooks lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ $(TORCH_STAMP): requirements-torch.txt $(STAMP)
 	touch $(TORCH_STAMP)
 
 torch: $(TORCH_STAMP)
+
+## make bench: add the peers (requirements-bench.txt, and PyTorch) and run every benchmark of
+## chapter 11, rewriting benchmarks/results/*.json; then re-execute book/11_performance.ipynb
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): requirements-bench.txt $(TORCH_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 ## make book: build the site into _build/html
 book: venv html

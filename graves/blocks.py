@@ -38,6 +38,12 @@ MIN_PARALLEL_SIZE = 2 * DEFAULT_BLOCK_SIZE
 MAX_BLOCK_SIZE = 2**26
 MAX_THREADS = 64
 
+#: Fewest elements worth a thread of their own, whatever ``threads`` asks: handing
+#: a thread its work and waiting for it costs tens of microseconds, what a step
+#: on some 10^4 to 10^5 elements takes, so a step never uses more threads than
+#: it has stretches of this many elements.
+MIN_ELEMENTS_PER_THREAD = 2**15
+
 #: Most threads used by default, so that a step does not take every core of a
 #: large machine: memory bandwidth, which more cores share, bounds it anyway.
 MAX_DEFAULT_THREADS = 4
@@ -48,6 +54,12 @@ def default_threads(size: int) -> int:
     if size < MIN_PARALLEL_SIZE:
         return 1
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
+
+
+def bounded_threads(requested: int, size: int) -> int:
+    """The threads a step on ``size`` elements uses when ``requested`` are allowed:
+    at most one per :data:`MIN_ELEMENTS_PER_THREAD` elements, and at least one."""
+    return max(1, min(requested, size // MIN_ELEMENTS_PER_THREAD))
 
 
 def block_bounds(size: int, block_size: int) -> list[tuple[int, int]]:
@@ -108,8 +120,9 @@ class BlockRunner:
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
 
     def threads_for(self, size: int) -> int:
-        """Threads a step on ``size`` elements uses."""
-        return default_threads(size) if self.threads == "auto" else self.threads
+        """Threads a step on ``size`` elements uses: the setting, bounded by the work
+        (:func:`bounded_threads`), so that no setting makes a small step slow."""
+        return bounded_threads(default_threads(size) if self.threads == "auto" else self.threads, size)
 
     def scratch(self, thread: int, dtype: np.dtype, length: int | None = None) -> np.ndarray:
         """Thread ``thread``'s scratch for ``dtype``, rows of at least ``length`` elements
@@ -191,6 +204,20 @@ class BlockRunner:
         for f in futures:
             f.result()
 
+    def all_finite_segments(self, table) -> bool:
+        """True if no gradient of ``table`` (:class:`graves.segments.Table`) holds NaN or
+        inf: an exact count, one stretch per thread, each read backwards
+        (:func:`graves.fused.count_nonfinite_segments`)."""
+        cuts = _cuts(table.size, self.threads_for(table.size))
+        return sum(_per_range(fused.count_nonfinite_segments, table, cuts)) == 0
+
+    def run_segments(self, kernel: Callable, table, constants: tuple) -> None:
+        """The segment kernel on every element of ``table``, the same stretches per
+        thread as :meth:`all_finite_segments`, each read forwards: a stretch starts with
+        what the check read last, still in cache."""
+        cuts = _cuts(table.size, self.threads_for(table.size))
+        _per_range(kernel, table, cuts, constants)
+
     def all_finite(self, x: np.ndarray) -> bool:
         """True if the flat array ``x`` surely holds no NaN or infinity.
 
@@ -218,6 +245,23 @@ def _per_stretch(fn: Callable, x: np.ndarray, threads: int) -> list:
     parts = [x[cuts[t] : cuts[t + 1]] for t in range(threads)]
     futures = [_submit(fn, part) for part in parts[1:]]
     return [fn(parts[0])] + [f.result() for f in futures]
+
+
+def _cuts(size: int, threads: int) -> list[int]:
+    return [size * t // threads for t in range(threads + 1)]
+
+
+def _per_range(fn: Callable, table, cuts: list[int], *args) -> list:
+    """``fn(table, *args, first, last)`` for each stretch ``cuts[t]:cuts[t + 1]``, in
+    order; the calling thread takes the first, the shared pool the others, and every
+    thread has finished when this returns or raises."""
+    futures = [_submit(fn, table, *args, cuts[t], cuts[t + 1]) for t in range(1, len(cuts) - 1)]
+    try:
+        first = fn(table, *args, cuts[0], cuts[1])
+    finally:
+        for f in futures:
+            f.exception()
+    return [first] + [f.result() for f in futures]
 
 
 def _sum(x: np.ndarray):

@@ -64,6 +64,19 @@ def bounded_integer(name: str, value: Any, most: int) -> int:
     return value
 
 
+def thread_count(name: str, value: Any, most: int) -> int | str:
+    """``"auto"`` or a thread count from 1 to ``most``, else a TypeError/ValueError naming
+    ``name`` and the allowed range."""
+    allowed = f"{name} must be 'auto' or an integer from 1 to {most}"
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{allowed}, got {shown(value)} of type {type(value).__name__}")
+    if not 1 <= value <= most:
+        raise ValueError(f"{allowed}, got {int(value):,}")
+    return int(value)
+
+
 def one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str):

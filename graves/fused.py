@@ -29,6 +29,7 @@ from . import core
 
 try:
     import numba
+    from numba.extending import intrinsic
 except ImportError:  # the pure-numpy path is complete on its own
     numba = None
 
@@ -80,12 +81,209 @@ def _count_nonfinite_loop(bits, exponent_mask):
     return count
 
 
+# -- many arrays in one call --------------------------------------------------------
+#
+# The loops below reach many separate arrays through a table: ``w_at[k]`` and
+# ``grad_at[k]`` are the addresses of parameter k's and gradient k's first
+# elements, and its state is ``n[offsets[k]:offsets[k + 1]]`` (and so on) of
+# flat state buffers.  Elements are numbered across all arrays, so a thread
+# takes the elements ``first`` to ``last`` whatever arrays they fall in.
+# :mod:`graves.segments` builds the table from arrays it has checked and holds
+# references to them, so the addresses stay valid.
+
+#: Elements a check visits before stepping back to the chunk before it.
+CHECK_CHUNK = 4096
+
+
+def _first_segment(offsets, first):
+    # the segment holding element ``first``: the last k with offsets[k] <= first
+    lo, hi = 0, offsets.size - 2
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if offsets[mid] <= first:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _count_nonfinite_segments_loop(grad_at, offsets, bits_like, exponent_mask, first, last):
+    # The check reads the gradient backwards, chunk by chunk, so that when it ends the
+    # start of the stretch, which the update reads first, is what the caches hold.
+    count = 0
+    k = _first_segment(offsets, last - 1) if last > first else -1
+    while k >= 0 and offsets[k + 1] > first:
+        base = offsets[k]
+        lo, hi = max(first, base) - base, min(last, offsets[k + 1]) - base
+        bits = numba.carray(_pointer_like(grad_at[k], bits_like), offsets[k + 1] - base)
+        stop = hi
+        while stop > lo:
+            start = max(lo, stop - CHECK_CHUNK)
+            for i in range(start, stop):
+                count += (bits[i] & exponent_mask) == exponent_mask
+            stop = start
+        k -= 1
+    return count
+
+
+def _graves_segments_loop(w_at, grad_at, offsets, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps, first, last):
+    # _graves_loop on each stretch of an array among elements first..last of the table
+    k = _first_segment(offsets, first)
+    while k < w_at.size and offsets[k] < last:
+        base, size = offsets[k], offsets[k + 1] - offsets[k]
+        lo, hi = max(first, base), min(last, base + size)
+        w = numba.carray(_pointer_like(w_at[k], n), size)[lo - base : hi - base]
+        grad = numba.carray(_pointer_like(grad_at[k], n), size)[lo - base : hi - base]
+        _graves_kernel(w, grad, n[lo:hi], g[lo:hi], delta[lo:hi], lr, alpha, one_minus_alpha, momentum, eps)
+        k += 1
+
+
+def _graves_recursive_segments_loop(
+    w_at, grad_at, offsets, s, g, delta, lr, alpha, one_minus_alpha, alpha_one_minus_alpha, momentum, eps, first, last
+):
+    # _graves_recursive_loop on each stretch of an array among elements first..last of the table
+    k = _first_segment(offsets, first)
+    while k < w_at.size and offsets[k] < last:
+        base, size = offsets[k], offsets[k + 1] - offsets[k]
+        lo, hi = max(first, base), min(last, base + size)
+        w = numba.carray(_pointer_like(w_at[k], s), size)[lo - base : hi - base]
+        grad = numba.carray(_pointer_like(grad_at[k], s), size)[lo - base : hi - base]
+        _graves_recursive_kernel(
+            w, grad, s[lo:hi], g[lo:hi], delta[lo:hi], lr, alpha, one_minus_alpha, alpha_one_minus_alpha, momentum, eps
+        )
+        k += 1
+
+
+# -- what can change on an existing array ----------------------------------------------
+#
+# A call with the same array objects as the last one needs re-checking only for what
+# can change on an existing array: its data pointer (ndarray.resize), shape, strides,
+# dtype and flags.  Reading them attribute by attribute costs some 250 ns per array,
+# more than the step on a 200-element array; the loop below reads them from each
+# array's C header (numpy's PyArrayObject_fields: data, nd, dimensions, strides, base,
+# descr, flags, after the object header), in a few nanoseconds.  The layout is
+# checked once, at import, against what Python reports for probe arrays
+# (:data:`HEADERS_READABLE`); where it differs, the attributes are read instead.
+
+_HEADER = 16  # PyObject_HEAD: reference count and type
+_DATA, _ND, _DIMENSIONS, _STRIDES, _DESCR, _FLAGS = (_HEADER + 8 * i for i in (0, 1, 2, 3, 5, 6))
+
+
+def _header_length_loop(ids, words_like, ints_like):
+    # int64s each array's record takes: data, nd, descr, flags, then its shape and strides
+    total = 0
+    for k in range(ids.size):
+        total += 4 + 2 * numba.carray(_pointer_like(ids[k] + _ND, ints_like), 1)[0]
+    return total
+
+
+def _read_headers_loop(ids, records, words_like, ints_like):
+    # the records of the arrays whose object addresses (id()) are ``ids``, end to end;
+    # returns False as soon as ``records`` would overflow
+    at = 0
+    for k in range(ids.size):
+        nd = numba.carray(_pointer_like(ids[k] + _ND, ints_like), 1)[0]
+        if at + 4 + 2 * nd > records.size:
+            return False
+        records[at] = numba.carray(_pointer_like(ids[k] + _DATA, words_like), 1)[0]
+        records[at + 1] = nd
+        records[at + 2] = numba.carray(_pointer_like(ids[k] + _DESCR, words_like), 1)[0]
+        records[at + 3] = numba.carray(_pointer_like(ids[k] + _FLAGS, ints_like), 1)[0]
+        shape = numba.carray(_pointer_like(numba.carray(_pointer_like(ids[k] + _DIMENSIONS, words_like), 1)[0], words_like), nd)
+        strides = numba.carray(_pointer_like(numba.carray(_pointer_like(ids[k] + _STRIDES, words_like), 1)[0], words_like), nd)
+        for d in range(nd):
+            records[at + 4 + d] = shape[d]
+            records[at + 4 + nd + d] = strides[d]
+        at += 4 + 2 * nd
+    return at == records.size
+
+
+def _headers_unchanged_loop(ids, expected_ids, records, scratch, words_like, ints_like):
+    # True if ``ids`` are ``expected_ids`` and their headers still read ``records``
+    if ids.size != expected_ids.size:
+        return False
+    for k in range(ids.size):
+        if ids[k] != expected_ids[k]:
+            return False
+    if not _read_headers_kernel(ids, scratch, words_like, ints_like):
+        return False
+    for i in range(records.size):
+        if scratch[i] != records[i]:
+            return False
+    return True
+
+
 if AVAILABLE:
+
+    @intrinsic
+    def _pointer_like(typingctx, address, like):
+        """The integer ``address`` as a pointer to elements of ``like``'s dtype."""
+        pointer = numba.types.CPointer(like.dtype)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(pointer))
+
+        return pointer(address, like), codegen
+
     # nogil: threads over chunks run in parallel; error_model="numpy": x/0 gives
     # inf or NaN as in numpy instead of raising; cache: compile once per machine.
-    _graves_kernel = numba.njit(nogil=True, error_model="numpy", cache=True)(_graves_loop)
-    _graves_recursive_kernel = numba.njit(nogil=True, error_model="numpy", cache=True)(_graves_recursive_loop)
+    _jit = numba.njit(nogil=True, error_model="numpy", cache=True)
+    _graves_kernel = _jit(_graves_loop)
+    _graves_recursive_kernel = _jit(_graves_recursive_loop)
     _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(_count_nonfinite_loop)
+    _first_segment = _jit(_first_segment)
+    _count_nonfinite_segments_kernel = _jit(_count_nonfinite_segments_loop)
+    _graves_segments_kernel = _jit(_graves_segments_loop)
+    _graves_recursive_segments_kernel = _jit(_graves_recursive_segments_loop)
+    _header_length_kernel = _jit(_header_length_loop)
+    _read_headers_kernel = _jit(_read_headers_loop)
+    _headers_unchanged_kernel = _jit(_headers_unchanged_loop)
+
+_WORDS, _INTS = np.empty(0, np.int64), np.empty(0, np.int32)
+
+
+def array_headers(arrays: list) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, records)``: the object addresses of ``arrays`` (plain ndarrays, kept alive
+    by the caller) and what :func:`headers_unchanged` compares: each one's data pointer,
+    dimensions, dtype object, flags, shape and strides (needs :data:`HEADERS_READABLE`)."""
+    ids = np.fromiter(map(id, arrays), np.int64, len(arrays))
+    records = np.empty(_header_length_kernel(ids, _WORDS, _INTS), np.int64)
+    if not _read_headers_kernel(ids, records, _WORDS, _INTS):
+        raise RuntimeError("an array changed while its header was read")
+    return ids, records
+
+
+def headers_unchanged(arrays: list, ids: np.ndarray, records: np.ndarray, scratch: np.ndarray) -> bool:
+    """True if ``arrays`` are the arrays of ``array_headers(...) == (ids, records)``, with
+    the same data pointer, shape, strides, dtype object and flags; ``scratch`` is an int64
+    array as long as ``records``."""
+    now = np.fromiter(map(id, arrays), np.int64, len(arrays))
+    return bool(_headers_unchanged_kernel(now, ids, records, scratch, _WORDS, _INTS))
+
+
+def _headers_readable() -> bool:
+    # the header layout assumed above, checked against what Python reports
+    if not AVAILABLE:
+        return False
+    try:
+        base = np.arange(24.0)
+        probes = [base, base.reshape(2, 3, 4)[:, ::2, 1:], np.zeros(3, np.float32), base[5:6], np.zeros((0, 2))]
+        probes[2].flags.writeable = False
+        ids, records = array_headers(probes)
+        at = 0
+        for a in probes:
+            nd = a.ndim
+            expected = [a.__array_interface__["data"][0], nd, id(a.dtype), a.flags.num, *a.shape, *a.strides]
+            if list(records[at : at + 4 + 2 * nd]) != expected:
+                return False
+            at += 4 + 2 * nd
+        return at == records.size and headers_unchanged(probes, ids, records, np.empty_like(records))
+    except Exception:  # any surprise: read the attributes instead
+        return False
+
+
+#: True when :func:`array_headers` reads numpy's array headers as this numpy lays them out.
+HEADERS_READABLE = _headers_readable()
 
 #: Unsigned integer views and exponent masks of the dtypes in DTYPES.
 _EXPONENT_BITS = {
@@ -133,3 +331,41 @@ def kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:
     if np.dtype(dtype) not in DTYPES:
         return None
     return _KERNELS.get(step)
+
+
+def count_nonfinite_segments(table, first: int, last: int) -> int:
+    """NaN and infinite gradient elements among elements ``first`` to ``last`` of
+    ``table`` (a :class:`graves.segments.Table`), read backwards; nothing is written."""
+    unsigned, mask = _EXPONENT_BITS[table.dtype]
+    return int(_count_nonfinite_segments_kernel(table.grad_at, table.offsets, table.bits_like, mask, first, last))
+
+
+def graves_segments(table, constants: tuple, first: int, last: int) -> None:
+    """:func:`graves.core.graves_step` on elements ``first`` to ``last`` of ``table``."""
+    _graves_segments_kernel(table.w_at, table.grad_at, table.offsets, *table.state, *constants, first, last)
+
+
+def graves_recursive_segments(table, constants: tuple, first: int, last: int) -> None:
+    """:func:`graves.core.graves_recursive_step` on elements ``first`` to ``last`` of ``table``."""
+    _graves_recursive_segments_kernel(table.w_at, table.grad_at, table.offsets, *table.state, *constants, first, last)
+
+
+def constants(step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps) -> tuple:
+    """The hyperparameters as the segment kernel of ``step`` takes them, rounded to ``dtype``
+    as numpy rounds a Python float operand (NEP 50)."""
+    dt = np.dtype(dtype).type
+    if step is core.graves_recursive_step:
+        return dt(lr), dt(alpha), dt(1.0 - alpha), dt(alpha * (1.0 - alpha)), dt(momentum), dt(eps)
+    return dt(lr), dt(alpha), dt(1.0 - alpha), dt(momentum), dt(eps)
+
+
+_SEGMENT_KERNELS: dict[Callable, Callable] = (
+    {core.graves_step: graves_segments, core.graves_recursive_step: graves_recursive_segments} if AVAILABLE else {}
+)
+
+
+def segments_kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:
+    """The compiled many-array equivalent of the core function ``step`` for ``dtype``, or None."""
+    if np.dtype(dtype) not in DTYPES:
+        return None
+    return _SEGMENT_KERNELS.get(step)

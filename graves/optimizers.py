@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from . import checkpoint, checks, core, packing
+from . import checkpoint, checks, core, packing, segments
 from .blocks import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MAX_THREADS, BlockRunner
 from .checks import Hyperparameter
 
@@ -55,9 +55,12 @@ class Optimizer:
 
     ``block_size``, ``threads`` and ``compiled`` choose how a step runs, never
     what it computes (chapter 11): blocks of ``block_size`` elements keep the
-    numpy path's scratch in cache; ``threads="auto"`` uses one thread for small
-    arrays and up to four for large ones; ``compiled=True`` runs the one-pass
-    kernel of :mod:`graves.fused` where one exists and numba is installed.
+    numpy path's scratch in cache; ``threads`` ("auto", or 1 to 64) is the most
+    threads a step uses: "auto" allows one for small arrays and up to four for
+    large ones, and no setting gives a thread fewer than
+    :data:`graves.blocks.MIN_ELEMENTS_PER_THREAD` elements, so that none makes a
+    small step slow; ``compiled=True`` runs the one-pass kernels of
+    :mod:`graves.fused` where one exists and numba is installed.
     Every choice gives the same bits.
     """
 
@@ -91,7 +94,7 @@ class Optimizer:
         self.missing_grads = missing_grads
         self._runner = BlockRunner(
             checks.bounded_integer("block_size", block_size, MAX_BLOCK_SIZE),
-            "auto" if isinstance(threads, str) and threads == "auto" else checks.bounded_integer("threads", threads, MAX_THREADS),
+            checks.thread_count("threads", threads, MAX_THREADS),
             compiled=bool(compiled),
         )
         self._busy = threading.Lock()
@@ -112,6 +115,7 @@ class Optimizer:
     def __getstate__(self) -> dict:  # copy and pickle: a lock is neither
         d = dict(self.__dict__)
         d.pop("_busy", None)
+        d["_last"] = None  # it holds the caller's arrays and their addresses
         return d
 
     def __setstate__(self, d: dict) -> None:
@@ -142,7 +146,9 @@ class Optimizer:
         self._enter("reset()")
         try:
             self._state: dict[str, NamedTuple] = {}
-            self._packed: packing.PackedCall | None = None
+            # the last checked call, which a call with the same arrays skips re-checking
+            self._last: segments.SegmentCall | packing.PackedCall | None = None
+            self._fitted: set = set()
             self._torn = False
             self.step_count = 0
             self.skipped_steps = 0
@@ -199,85 +205,119 @@ class Optimizer:
     def update(self, params: dict, grads: dict) -> None:
         """One optimizer step on every parameter in ``params``.
 
-        When the parameters, the gradients and the state are each consecutive
-        views of one buffer (see :mod:`graves.packing`), the step runs once over
-        the whole buffer; otherwise once per parameter.  The two paths give the
-        same result, bit for bit, and raise for the same inputs.  The arithmetic
-        ignores ``np.errstate``: a NaN or inf that the step itself produces (as
-        with ``eps=0`` and a zero gradient) is written, never raised, on both paths.
+        The step runs one of three ways, which give the same result, bit for bit,
+        and raise for the same inputs.  Where the compiled kernels apply (float32
+        and float64 C-contiguous arrays, numba installed, ``compiled=True``), one
+        compiled call steps every array, separate or packed (:mod:`graves.segments`);
+        when parameters, gradients and state each tile one buffer
+        (:mod:`graves.packing`), the step runs once over the whole buffer; otherwise
+        once per parameter.  A call that passes the very same arrays as the last
+        one re-checks only what can change on an existing array.  The arithmetic
+        ignores ``np.errstate``: a NaN or inf that the step itself produces (as with
+        ``eps=0`` and a zero gradient) is written, never raised, on every path.
         """
         self._enter("update()")
         try:
             self._check_whole()
             # 1. check: nothing has been written yet
-            packed = self._packed
-            if packed is not None and packed.same_call(params, grads, self._state):
-                entries = packed.entries  # the same arrays as the last packed step passed the checks
+            last = self._last
+            if last is not None and last.same_call(params, grads, self._state):
+                entries = last.entries  # the same arrays as the last step passed the checks
             else:
-                packed = None
+                last = None
                 entries = checks.parameter_entries(params, grads, self.missing_grads)
                 self._check_layout(entries, params)
                 checks.no_aliasing(entries)
-            checks.hyperparameters_fit(self, entries if packed is None else entries[:1])  # packed: one dtype
-            if packed is not None and self._runner.all_finite(packed.grad):
-                bad = None
-            else:
-                bad = checks.first_nonfinite(entries)
-            if bad is not None:
-                if self.nonfinite == "raise":
-                    raise FloatingPointError(
-                        f"gradient {checks.shown(bad)} contains NaN or inf (in the parameter's dtype); nothing was "
-                        "changed (construct the optimizer with nonfinite='skip' to skip such steps)"
-                    )
-                self.skipped_steps += 1
-                return
+            self._hyperparameters_fit(entries if last is None else last.dtype_entries)
 
-            # 2. prepare: every allocation (new state, packed layout, copies, scratch)
+            # 2. prepare: every allocation (new state, the layout, copies, scratch)
             state = self._state
-            if any(e.key not in state for e in entries):
-                state = {**state, **{e.key: self.initial_state(e.shape, e.dtype) for e in entries if e.key not in state}}
             step = self.step_function
-            if packed is None and len(state) == len(entries):
-                packed, state = packing.PackedCall.of(entries, state)
-            if packed is not None:
-                runs = [(packed.w, packed.grad, packed.state)]
+            if last is None:
+                if any(e.key not in state for e in entries):
+                    new = {e.key: self.initial_state(e.shape, e.dtype) for e in entries if e.key not in state}
+                    state = {**state, **new}
+                if len(state) == len(entries) and self._runner.compiled:
+                    last, state = segments.SegmentCall.of(entries, grads, state, step)
+                if last is None and len(state) == len(entries):
+                    last, state = packing.PackedCall.of(entries, state)
+            arguments = {e.dtype: self.step_arguments(e.dtype) for e in (last.dtype_entries if last else entries)}
+
+            # 3. the gradients: finite, or nothing changes.  The compiled path checks
+            #    them inside its pass (graves.segments), the others here.
+            if isinstance(last, segments.SegmentCall):
+                runs, put_back = None, []
             else:
-                runs, put_back = [], []
-                for e in entries:
-                    s = state[e.key]
-                    grad = e.grad.reshape(-1)
-                    if not e.is_array:
-                        w = np.array([e.value], dtype=e.dtype)
-                        put_back.append((e, w))
-                    elif e.value.flags.c_contiguous:
-                        w = e.value.reshape(-1)
-                    else:
-                        w = e.value.reshape(-1)  # a copy: the caller's array is strided
-                        put_back.append((e, w))
-                    runs.append((w, grad, type(s)(*(a.reshape(-1) for a in s))))
-            arguments = {}
-            for w, _, _ in runs:
-                if w.dtype not in arguments:
-                    arguments[w.dtype] = self.step_arguments(w.dtype)
+                if isinstance(last, packing.PackedCall) and self._runner.all_finite(last.grad):
+                    bad = None
+                else:
+                    bad = checks.first_nonfinite(entries)
+                if bad is not None:
+                    self._nonfinite(bad)
+                    return
+                runs, put_back = self._runs(entries, state, last)
+                for w, _, _ in runs:
                     self._runner.reserve(step, w)
 
-            # 3. write: nothing below raises unless interrupted
+            # 4. write: nothing below raises unless interrupted
             self._torn = True
-            # numpy's error settings reach the numpy path only (the compiled kernel ignores them)
-            with np.errstate(all="ignore") if not self._runner.all_compiled(step, arguments) else _NO_ERRSTATE:
-                for w, grad, s in runs:
-                    self._runner.run(step, w, grad, s, **arguments[w.dtype])
-            if packed is None:
+            if runs is None:
+                if not last.run(self._runner, step, arguments):
+                    self._torn = False  # the kernel wrote nothing
+                    self._nonfinite(checks.first_nonfinite(entries))
+                    return
+            else:
+                # numpy's error settings reach the numpy path only (the compiled kernel ignores them)
+                with np.errstate(all="ignore") if not self._runner.all_compiled(step, arguments) else _NO_ERRSTATE:
+                    for w, grad, s in runs:
+                        self._runner.run(step, w, grad, s, **arguments[w.dtype])
                 for e, w in put_back:
                     if e.is_array:
                         e.value[...] = w.reshape(e.shape)
                     else:  # numpy scalars keep their type (np.float64 is also a float); Python floats stay float
                         params[e.key] = w[0] if isinstance(e.value, np.generic) else float(w[0])
-            self._state, self._packed = state, packed
+            self._state, self._last = state, last
             self.step_count += 1
             self._torn = False
         finally:
             self._busy.release()
+
+    def _nonfinite(self, key) -> None:
+        """A gradient (of ``key``) holds NaN or inf: raise, or count a skipped step."""
+        if self.nonfinite == "raise":
+            raise FloatingPointError(
+                f"gradient {checks.shown(key)} contains NaN or inf (in the parameter's dtype); nothing was "
+                "changed (construct the optimizer with nonfinite='skip' to skip such steps)"
+            )
+        self.skipped_steps += 1
+
+    def _hyperparameters_fit(self, entries: list[checks.Entry]) -> None:
+        # the check rounds every hyperparameter; a step repeats it only when they change
+        key = (tuple(self.hyperparameters().values()), frozenset(e.dtype for e in entries))
+        if key not in self._fitted:
+            checks.hyperparameters_fit(self, entries)
+            self._fitted = {key}
+
+    @staticmethod
+    def _runs(entries, state, packed) -> tuple[list, list]:
+        """``(w, grad, state)`` flat triples to step, and the ``(entry, w)`` pairs whose
+        ``w`` is a copy to write back into the caller's dict or array afterwards."""
+        if packed is not None:
+            return [(packed.w, packed.grad, packed.state)], []
+        runs, put_back = [], []
+        for e in entries:
+            s = state[e.key]
+            grad = e.grad.reshape(-1)
+            if not e.is_array:
+                w = np.array([e.value], dtype=e.dtype)
+                put_back.append((e, w))
+            elif e.value.flags.c_contiguous:
+                w = e.value.reshape(-1)
+            else:
+                w = e.value.reshape(-1)  # a copy: the caller's array is strided
+                put_back.append((e, w))
+            runs.append((w, grad, type(s)(*(a.reshape(-1) for a in s))))
+        return runs, put_back
 
     # -- checkpoints --------------------------------------------------------------
 
@@ -302,7 +342,7 @@ class Optimizer:
         self._enter("load_state_dict()")
         try:
             checkpoint.restore(self, state_dict)
-            self._packed, self._torn = None, False
+            self._last, self._torn = None, False
         finally:
             self._busy.release()
 

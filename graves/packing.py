@@ -117,6 +117,7 @@ class PackedCall:
         self.shapes = [e.shape for e in entries]
         self.dtypes = [e.dtype for e in entries]
         self.w, self.grad, self.state = w, grad, state
+        self.dtype_entries = entries[:1]  # one dtype
 
     @classmethod
     def of(cls, entries, state: dict) -> tuple["PackedCall | None", dict]:

@@ -12,10 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graves
-from graves import core, fused
+from graves import blocks, core, fused
 from graves.blocks import BlockRunner
 
 needs_numba = pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
+
+
+@pytest.fixture(autouse=True)
+def small_stretches(monkeypatch):
+    """Let small arrays run on several threads, as large ones do, so that these tests
+    reach the threaded code (graves.blocks bounds threads by the work)."""
+    monkeypatch.setattr(blocks, "MIN_ELEMENTS_PER_THREAD", 1)
 
 
 def run_both(w0, grads, hyper, **options):

@@ -14,12 +14,19 @@ import numpy as np
 import pytest
 
 import graves
-from graves import blocks, core, packing
+from graves import blocks, core, fused, packing, segments
 from graves.blocks import BlockRunner
 
 HYPER = dict(lr=1e-2, alpha=0.95, momentum=0.9, eps=1e-4)
 DTYPES = [np.float64, np.float32]
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+@pytest.fixture(autouse=True)
+def small_stretches(monkeypatch):
+    """Let small arrays run on several threads, as large ones do, so that these tests
+    reach the threaded code (graves.blocks bounds threads by the work)."""
+    monkeypatch.setattr(blocks, "MIN_ELEMENTS_PER_THREAD", 1)
 
 
 def reference_steps(w, grads, lr, alpha, momentum, eps):
@@ -95,21 +102,28 @@ SHAPES = {"embed": (13, 7), "bias": (5,), "scale": (), "conv": (2, 3, 4), "empty
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_packed_views_equal_separate_arrays_bitwise(dtype, threads):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_packed_views_equal_separate_arrays_bitwise(dtype, threads, compiled):
     rng = np.random.default_rng(3)
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
     separate = {k: v.copy() for k, v in params.items()}
     flat, packed = packing.pack(params)
     grad_flat, packed_grads = packing.zeros_like(packed)
-    a = graves.RMSpropGraves(**HYPER, block_size=16, threads=threads)
-    b = graves.RMSpropGraves(**HYPER, block_size=5, threads=threads)
+    a = graves.RMSpropGraves(**HYPER, block_size=16, threads=threads, compiled=compiled)
+    b = graves.RMSpropGraves(**HYPER, block_size=5, threads=threads, compiled=compiled)
     for _ in range(4):
         grads = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
         a.update(separate, grads)
         for k in grads:
             packed_grads[k][...] = grads[k]
         b.update(packed, packed_grads)
-        assert b._packed is not None and a._packed is None  # each took the path under test
+        # each took the path under test
+        if compiled and fused.AVAILABLE:  # one table; the packed views merge into one segment
+            assert isinstance(a._last, segments.SegmentCall) and isinstance(b._last, segments.SegmentCall)
+            assert b._last.tables[0].w_at.size == 1
+            assert a._last.tables[0].w_at.size == sum(1 for s in SHAPES.values() if np.prod(s))  # empty: none
+        else:
+            assert isinstance(b._last, packing.PackedCall) and a._last is None
     for k in SHAPES:
         assert packed[k].shape == SHAPES[k]
         np.testing.assert_array_equal(packed[k], separate[k])
@@ -143,7 +157,7 @@ def packed_setup(dtype=np.float64, **options):
     grad_flat[:] = rng.standard_normal(grad_flat.size)
     opt = graves.RMSpropGraves(**HYPER, **options)
     opt.update(params, grads)
-    assert opt._packed is not None
+    assert opt._last is not None
     return flat, params, grad_flat, grads, opt
 
 
@@ -215,17 +229,23 @@ def test_packed_arrays_changed_in_place_are_checked_again(change, exc):
     assert_unchanged(before, flat, opt)
 
 
-def test_new_gradient_objects_and_reset_take_the_checked_path():
-    flat, params, grad_flat, grads, opt = packed_setup()
+@pytest.mark.parametrize("compiled", [True, False])
+def test_new_gradient_objects_and_reset_take_the_checked_path(compiled):
+    flat, params, grad_flat, grads, opt = packed_setup(compiled=compiled)
+    remembered = opt._last
     separate_grads = {k: v.copy() for k, v in grads.items()}
     opt.update(params, separate_grads)  # the gradients are no longer one buffer
-    assert opt._packed is None
+    assert opt._last is not remembered
+    if compiled and fused.AVAILABLE:  # the compiled kernel takes separate gradients as well
+        assert opt._last.grads == list(separate_grads.values())
+    else:
+        assert opt._last is None
     opt.update(params, grads)
-    assert opt._packed is not None
+    assert opt._last is not None
     opt.reset()
-    assert opt._packed is None and opt.state == {}
+    assert opt._last is None and opt.state == {}
     opt.update(params, grads)
-    assert opt.step_count == 1 and opt._packed is not None
+    assert opt.step_count == 1 and opt._last is not None
 
 
 def test_state_loaded_from_a_checkpoint_is_packed_again_with_equal_values():
@@ -236,7 +256,7 @@ def test_state_loaded_from_a_checkpoint_is_packed_again_with_equal_values():
     resumed.load_state_dict(saved)
     opt.update(params, grads)
     resumed.update(twin, grads)
-    assert resumed._packed is not None
+    assert resumed._last is not None
     np.testing.assert_array_equal(flat, twin_flat)
     for k in SHAPES:
         for a, b in zip(opt.state[k], resumed.state[k]):
