@@ -53,7 +53,10 @@ def default_threads(size: int) -> int:
     """Threads for a step on ``size`` elements when the caller did not choose."""
     if size < MIN_PARALLEL_SIZE:
         return 1
-    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
+    return max(1, min(_CPUS, MAX_DEFAULT_THREADS))
+
+
+_CPUS = os.cpu_count() or 1
 
 
 def bounded_threads(requested: int, size: int) -> int:
@@ -204,19 +207,30 @@ class BlockRunner:
         for f in futures:
             f.result()
 
-    def all_finite_segments(self, table) -> bool:
+    def all_finite_segments(self, kernels, table) -> bool:
         """True if no gradient of ``table`` (:class:`graves.segments.Table`) holds NaN or
-        inf: an exact count, one stretch per thread, each read backwards
-        (:func:`graves.fused.count_nonfinite_segments`)."""
+        inf: an exact count, one stretch per thread, each read backwards."""
         cuts = _cuts(table.size, self.threads_for(table.size))
-        return sum(_per_range(fused.count_nonfinite_segments, table, cuts)) == 0
+        return sum(_per_range(kernels.check, table, cuts)) == 0
 
-    def run_segments(self, kernel: Callable, table, constants: tuple) -> None:
-        """The segment kernel on every element of ``table``, the same stretches per
+    def run_segments(self, kernels, table, constants: np.ndarray) -> None:
+        """The segment step on every element of ``table``, the same stretches per
         thread as :meth:`all_finite_segments`, each read forwards: a stretch starts with
         what the check read last, still in cache."""
         cuts = _cuts(table.size, self.threads_for(table.size))
-        _per_range(kernel, table, cuts, constants)
+        _per_range(kernels.step, table, cuts, constants)
+
+    def run_checked_segments(self, kernels, table, constants: np.ndarray) -> bool:
+        """:meth:`all_finite_segments`, then, if it holds, :meth:`run_segments`; on one
+        thread, one compiled call.  Returns whether it stepped."""
+        threads = self.threads_for(table.size)
+        if threads == 1:
+            return kernels.checked_step(table, constants, 0, table.size) == 0
+        cuts = _cuts(table.size, threads)
+        if sum(_per_range(kernels.check, table, cuts)) != 0:
+            return False
+        _per_range(kernels.step, table, cuts, constants)
+        return True
 
     def all_finite(self, x: np.ndarray) -> bool:
         """True if the flat array ``x`` surely holds no NaN or infinity.

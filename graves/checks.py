@@ -389,6 +389,14 @@ def first_nonfinite(entries: list[Entry]) -> str | None:
     return None
 
 
+def one_per_dtype(entries: list[Entry]) -> list[Entry]:
+    """The first entry of each dtype, in order."""
+    first: dict[np.dtype, Entry] = {}
+    for e in entries:
+        first.setdefault(e.dtype, e)
+    return list(first.values())
+
+
 def hyperparameters_fit(opt: Any, entries: list[Entry]) -> None:
     """Each hyperparameter keeps its meaning in each parameter's dtype.
 

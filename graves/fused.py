@@ -21,7 +21,7 @@ on numpy alone; an optimizer built with ``compiled=False`` does so as well.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -119,39 +119,51 @@ def _count_nonfinite_segments_loop(grad_at, offsets, bits_like, exponent_mask, f
         stop = hi
         while stop > lo:
             start = max(lo, stop - CHECK_CHUNK)
-            for i in range(start, stop):
-                count += (bits[i] & exponent_mask) == exponent_mask
+            count += _count_nonfinite_kernel(bits[start:stop], exponent_mask)
             stop = start
         k -= 1
     return count
 
 
-def _graves_segments_loop(w_at, grad_at, offsets, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps, first, last):
-    # _graves_loop on each stretch of an array among elements first..last of the table
+def _graves_segments_loop(w_at, grad_at, offsets, n, g, delta, c, first, last):
+    # _graves_loop on each stretch of an array among elements first..last of the table;
+    # c holds lr, alpha, 1 − alpha, momentum, eps in the arrays' dtype
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
         base, size = offsets[k], offsets[k + 1] - offsets[k]
         lo, hi = max(first, base), min(last, base + size)
         w = numba.carray(_pointer_like(w_at[k], n), size)[lo - base : hi - base]
         grad = numba.carray(_pointer_like(grad_at[k], n), size)[lo - base : hi - base]
-        _graves_kernel(w, grad, n[lo:hi], g[lo:hi], delta[lo:hi], lr, alpha, one_minus_alpha, momentum, eps)
+        _graves_kernel(w, grad, n[lo:hi], g[lo:hi], delta[lo:hi], c[0], c[1], c[2], c[3], c[4])
         k += 1
 
 
-def _graves_recursive_segments_loop(
-    w_at, grad_at, offsets, s, g, delta, lr, alpha, one_minus_alpha, alpha_one_minus_alpha, momentum, eps, first, last
-):
-    # _graves_recursive_loop on each stretch of an array among elements first..last of the table
+def _graves_recursive_segments_loop(w_at, grad_at, offsets, s, g, delta, c, first, last):
+    # _graves_recursive_loop on each stretch of an array among elements first..last of the
+    # table; c holds lr, alpha, 1 − alpha, alpha(1 − alpha), momentum, eps
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
         base, size = offsets[k], offsets[k + 1] - offsets[k]
         lo, hi = max(first, base), min(last, base + size)
         w = numba.carray(_pointer_like(w_at[k], s), size)[lo - base : hi - base]
         grad = numba.carray(_pointer_like(grad_at[k], s), size)[lo - base : hi - base]
-        _graves_recursive_kernel(
-            w, grad, s[lo:hi], g[lo:hi], delta[lo:hi], lr, alpha, one_minus_alpha, alpha_one_minus_alpha, momentum, eps
-        )
+        _graves_recursive_kernel(w, grad, s[lo:hi], g[lo:hi], delta[lo:hi], c[0], c[1], c[2], c[3], c[4], c[5])
         k += 1
+
+
+def _graves_checked_segments_loop(w_at, grad_at, offsets, n, g, delta, c, bits_like, exponent_mask, first, last):
+    # the check, then, only if every gradient is finite, the step: one call for one thread
+    bad = _count_nonfinite_segments_kernel(grad_at, offsets, bits_like, exponent_mask, first, last)
+    if bad == 0:
+        _graves_segments_kernel(w_at, grad_at, offsets, n, g, delta, c, first, last)
+    return bad
+
+
+def _graves_recursive_checked_segments_loop(w_at, grad_at, offsets, s, g, delta, c, bits_like, exponent_mask, first, last):
+    bad = _count_nonfinite_segments_kernel(grad_at, offsets, bits_like, exponent_mask, first, last)
+    if bad == 0:
+        _graves_recursive_segments_kernel(w_at, grad_at, offsets, s, g, delta, c, first, last)
+    return bad
 
 
 # -- what can change on an existing array ----------------------------------------------
@@ -235,6 +247,8 @@ if AVAILABLE:
     _count_nonfinite_segments_kernel = _jit(_count_nonfinite_segments_loop)
     _graves_segments_kernel = _jit(_graves_segments_loop)
     _graves_recursive_segments_kernel = _jit(_graves_recursive_segments_loop)
+    _graves_checked_segments_kernel = _jit(_graves_checked_segments_loop)
+    _graves_recursive_checked_segments_kernel = _jit(_graves_recursive_checked_segments_loop)
     _header_length_kernel = _jit(_header_length_loop)
     _read_headers_kernel = _jit(_read_headers_loop)
     _headers_unchanged_kernel = _jit(_headers_unchanged_loop)
@@ -333,39 +347,56 @@ def kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:
     return _KERNELS.get(step)
 
 
+class SegmentKernels(NamedTuple):
+    """The compiled segment loops of one step function (see :class:`graves.segments.Table`)."""
+
+    check: Callable  # (table, first, last) -> NaN and inf gradient elements among them
+    step: Callable  # (table, constants, first, last): the step on them
+    checked_step: Callable  # (table, constants, first, last) -> the check, then the step if it found none
+
+
 def count_nonfinite_segments(table, first: int, last: int) -> int:
     """NaN and infinite gradient elements among elements ``first`` to ``last`` of
     ``table`` (a :class:`graves.segments.Table`), read backwards; nothing is written."""
-    unsigned, mask = _EXPONENT_BITS[table.dtype]
-    return int(_count_nonfinite_segments_kernel(table.grad_at, table.offsets, table.bits_like, mask, first, last))
+    return int(_count_nonfinite_segments_kernel(table.grad_at, table.offsets, table.bits_like, table.mask, first, last))
 
 
-def graves_segments(table, constants: tuple, first: int, last: int) -> None:
-    """:func:`graves.core.graves_step` on elements ``first`` to ``last`` of ``table``."""
-    _graves_segments_kernel(table.w_at, table.grad_at, table.offsets, *table.state, *constants, first, last)
+def _segment_kernels(step_loop, checked_loop) -> SegmentKernels:
+    def step(table, constants, first, last):
+        step_loop(table.w_at, table.grad_at, table.offsets, *table.state, constants, first, last)
+
+    def checked_step(table, constants, first, last):
+        return int(checked_loop(
+            table.w_at, table.grad_at, table.offsets, *table.state, constants, table.bits_like, table.mask, first, last
+        ))
+
+    return SegmentKernels(count_nonfinite_segments, step, checked_step)
 
 
-def graves_recursive_segments(table, constants: tuple, first: int, last: int) -> None:
-    """:func:`graves.core.graves_recursive_step` on elements ``first`` to ``last`` of ``table``."""
-    _graves_recursive_segments_kernel(table.w_at, table.grad_at, table.offsets, *table.state, *constants, first, last)
-
-
-def constants(step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps) -> tuple:
-    """The hyperparameters as the segment kernel of ``step`` takes them, rounded to ``dtype``
-    as numpy rounds a Python float operand (NEP 50)."""
-    dt = np.dtype(dtype).type
+def constants(step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps) -> np.ndarray:
+    """The hyperparameters as the segment kernels of ``step`` take them: rounded to
+    ``dtype`` as numpy rounds a Python float operand (NEP 50), in an array of ``dtype``."""
     if step is core.graves_recursive_step:
-        return dt(lr), dt(alpha), dt(1.0 - alpha), dt(alpha * (1.0 - alpha)), dt(momentum), dt(eps)
-    return dt(lr), dt(alpha), dt(1.0 - alpha), dt(momentum), dt(eps)
+        values = (lr, alpha, 1.0 - alpha, alpha * (1.0 - alpha), momentum, eps)
+    else:
+        values = (lr, alpha, 1.0 - alpha, momentum, eps)
+    return np.array([np.dtype(dtype).type(v) for v in values], dtype=dtype)
 
 
-_SEGMENT_KERNELS: dict[Callable, Callable] = (
-    {core.graves_step: graves_segments, core.graves_recursive_step: graves_recursive_segments} if AVAILABLE else {}
+_SEGMENT_KERNELS: dict[Callable, SegmentKernels] = (
+    {
+        core.graves_step: _segment_kernels(_graves_segments_kernel, _graves_checked_segments_kernel),
+        core.graves_recursive_step: _segment_kernels(
+            _graves_recursive_segments_kernel, _graves_recursive_checked_segments_kernel
+        ),
+    }
+    if AVAILABLE
+    else {}
 )
 
 
-def segments_kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:
-    """The compiled many-array equivalent of the core function ``step`` for ``dtype``, or None."""
+def segments_kernels_for(step: Callable, dtype: np.dtype) -> SegmentKernels | None:
+    """The compiled many-array loops of the core function ``step`` for ``dtype``, or None."""
     if np.dtype(dtype) not in DTYPES:
         return None
     return _SEGMENT_KERNELS.get(step)

@@ -9,6 +9,7 @@ function, its state and its hyperparameters, and nothing else.
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from typing import Any, ClassVar, NamedTuple
 
@@ -76,6 +77,8 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "hyperparameter_names" in cls.__dict__:  # their values, read in one call
+            cls._values = staticmethod(operator.attrgetter(*cls.hyperparameter_names))
         if "name" in cls.__dict__:
             _REGISTRY[cls.name] = cls
 
@@ -148,7 +151,7 @@ class Optimizer:
             self._state: dict[str, NamedTuple] = {}
             # the last checked call, which a call with the same arrays skips re-checking
             self._last: segments.SegmentCall | packing.PackedCall | None = None
-            self._fitted: set = set()
+            self._kept_arguments = None  # (hyperparameters and dtypes, arguments) of the last step
             self._torn = False
             self.step_count = 0
             self.skipped_steps = 0
@@ -228,7 +231,7 @@ class Optimizer:
                 entries = checks.parameter_entries(params, grads, self.missing_grads)
                 self._check_layout(entries, params)
                 checks.no_aliasing(entries)
-            self._hyperparameters_fit(entries if last is None else last.dtype_entries)
+            arguments = self._arguments(last.dtype_entries if last is not None else checks.one_per_dtype(entries))
 
             # 2. prepare: every allocation (new state, the layout, copies, scratch)
             state = self._state
@@ -241,7 +244,6 @@ class Optimizer:
                     last, state = segments.SegmentCall.of(entries, grads, state, step)
                 if last is None and len(state) == len(entries):
                     last, state = packing.PackedCall.of(entries, state)
-            arguments = {e.dtype: self.step_arguments(e.dtype) for e in (last.dtype_entries if last else entries)}
 
             # 3. the gradients: finite, or nothing changes.  The compiled path checks
             #    them inside its pass (graves.segments), the others here.
@@ -291,12 +293,14 @@ class Optimizer:
             )
         self.skipped_steps += 1
 
-    def _hyperparameters_fit(self, entries: list[checks.Entry]) -> None:
-        # the check rounds every hyperparameter; a step repeats it only when they change
-        key = (tuple(self.hyperparameters().values()), frozenset(e.dtype for e in entries))
-        if key not in self._fitted:
+    def _arguments(self, entries: list[checks.Entry]) -> dict[np.dtype, dict[str, Any]]:
+        """The step's keyword arguments for each dtype of ``entries``, once the
+        hyperparameters are checked to fit each dtype; kept while neither changes."""
+        key = (self._values(self), [e.dtype for e in entries])
+        if self._kept_arguments is None or self._kept_arguments[0] != key:
             checks.hyperparameters_fit(self, entries)
-            self._fitted = {key}
+            self._kept_arguments = key, {e.dtype: self.step_arguments(e.dtype) for e in entries}
+        return self._kept_arguments[1]
 
     @staticmethod
     def _runs(entries, state, packed) -> tuple[list, list]:
@@ -342,7 +346,7 @@ class Optimizer:
         self._enter("load_state_dict()")
         try:
             checkpoint.restore(self, state_dict)
-            self._last, self._torn = None, False
+            self._last, self._kept_arguments, self._torn = None, None, False
         finally:
             self._busy.release()
 

@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import fused, packing
+from . import checks, fused, packing
 from .checks import Entry
 
 
@@ -43,6 +43,7 @@ class Table(NamedTuple):
     offsets: np.ndarray  # int64, one more than the segments
     state: tuple  # the flat state buffers, in the State's field order
     bits_like: np.ndarray  # an empty unsigned array of the dtype's width, for the bit test
+    mask: np.unsignedinteger  # the exponent bits: all ones in NaN and inf
     size: int  # elements in all
     keep: tuple  # the arrays the addresses point into, kept alive
 
@@ -65,6 +66,7 @@ class Table(NamedTuple):
                 grad_at.append(ga)
                 offsets.append(offsets[-1] + w.size)
         unsigned = np.uint32 if dtype.itemsize == 4 else np.uint64
+        mask = unsigned(0x7F800000) if dtype.itemsize == 4 else unsigned(0x7FF0000000000000)
         return cls(
             dtype,
             np.array(w_at, dtype=np.int64),
@@ -72,6 +74,7 @@ class Table(NamedTuple):
             np.array(offsets, dtype=np.int64),
             tuple(state),
             np.empty(0, unsigned),
+            mask,
             offsets[-1],
             (tuple(ws), tuple(grads)),
         )
@@ -102,7 +105,8 @@ class SegmentCall:
             self.param_meta = list(map(_meta, params))
             self.grad_meta = list(map(_meta, grads))
         self.tables = tables
-        self.dtype_entries = list({e.dtype: e for e in entries}.values())  # one entry per dtype
+        self._arguments = self._constants = None
+        self.dtype_entries = checks.one_per_dtype(entries)
 
     @classmethod
     def of(cls, entries: list[Entry], grads: dict, state: dict, step: Callable) -> tuple["SegmentCall | None", dict]:
@@ -124,7 +128,7 @@ class SegmentCall:
                 or grad.dtype != e.dtype
                 or not e.value.flags.c_contiguous
                 or not grad.flags.c_contiguous
-                or fused.segments_kernel_for(step, e.dtype) is None
+                or fused.segments_kernels_for(step, e.dtype) is None
             ):
                 return None, state
         grad_objects = [grads[e.key] for e in entries]
@@ -173,11 +177,16 @@ class SegmentCall:
 
     def run(self, runner, step: Callable, arguments: dict) -> bool:
         """Check every gradient, then, if all are finite, step every array; return
-        whether it stepped.  Nothing is written unless every gradient is finite."""
-        kernel = fused.segments_kernel_for(step, self.tables[0].dtype)
-        calls = [(t, fused.constants(step, t.dtype, **arguments[t.dtype])) for t in self.tables]
-        if not all(runner.all_finite_segments(t) for t, _ in calls):
+        whether it stepped.  Nothing is written unless every gradient is finite.
+        ``arguments``: the step's keyword arguments for each dtype."""
+        if arguments is not self._arguments:  # the hyperparameters changed: round them again
+            self._constants = [fused.constants(step, t.dtype, **arguments[t.dtype]) for t in self.tables]
+            self._arguments = arguments
+        kernels = fused.segments_kernels_for(step, self.tables[0].dtype)
+        if len(self.tables) == 1:
+            return runner.run_checked_segments(kernels, self.tables[0], self._constants[0])
+        if not all(runner.all_finite_segments(kernels, t) for t in self.tables):
             return False
-        for t, c in calls:
-            runner.run_segments(kernel, t, c)
+        for t, c in zip(self.tables, self._constants):
+            runner.run_segments(kernels, t, c)
         return True
