@@ -6,12 +6,13 @@ kernel of ``graves.fused``) and ``RMSpropGraves(compiled=False).update`` (the
 blocked, threaded numpy driver, what runs without numba).
 
 1. 10M parameters in one array, float64 and float32: each update (default
-   threads) against the 9-pass floor measured on the same number of threads,
+   threads) against the floor (36 or 72 bytes per parameter over the best
+   streaming bandwidth measured in this run on the same number of threads),
    and against the naive transcription; the kernel and the numpy driver alone,
    and one-thread updates, for comparison.
-2. 5,000 arrays of 200 float64 elements: the source document's per-key loop,
-   and each path on 5,000 separate arrays and on packed views
-   (``graves.packing.pack``).
+2. 5,000 arrays of 200 elements, float64 and float32: the source document's
+   per-key loop, and each path on 5,000 separate arrays and on packed views
+   (``graves.packing.pack``), with a check that all give the same bits.
 3. Extra memory per step (``tracemalloc`` peak, after a first step has made
    the state and the scratch) of the naive step and of each update.
 4. The two spreads side by side, 10M parameters, float64 and float32: the
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import graves  # noqa: E402
 from graves import core, packing  # noqa: E402
 
-from common import RESULTS, bandwidth_from, best_times, floor_seconds, machine, save, stream_functions  # noqa: E402
+from common import BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_seconds, machine, save, stream_functions  # noqa: E402
 from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
 
 SIZE = 10_000_000
@@ -94,6 +95,7 @@ def one_array(dtype) -> dict:
         "dtype": np.dtype(dtype).name,
         "size": SIZE,
         "threads": threads,
+        "bytes_per_parameter": BYTES_PER_PARAMETER[np.dtype(dtype).name],
         "seconds": times,
         "floor_seconds": {"default threads": floor_n, "1 thread": floor_1},
         "bandwidth": {"default threads": bw_n, "1 thread": bw_1},
@@ -101,11 +103,11 @@ def one_array(dtype) -> dict:
     }
 
 
-def many_arrays() -> dict:
+def many_arrays(dtype) -> dict:
     rng = np.random.default_rng(1)
     keys = [f"layer{i}" for i in range(KEYS)]
-    params = {k: rng.standard_normal(KEY_SIZE) for k in keys}
-    grads = {k: rng.standard_normal(KEY_SIZE) for k in keys}
+    params = {k: rng.standard_normal(KEY_SIZE).astype(dtype) for k in keys}
+    grads = {k: rng.standard_normal(KEY_SIZE).astype(dtype) for k in keys}
     loop_params = {k: v.copy() for k, v in params.items()}
     loop = PerKeyLoop(**HYPER)
     fns = {"document-style loop": lambda: loop.update(loop_params, grads)}
@@ -132,7 +134,8 @@ def many_arrays() -> dict:
             ratios[f"document-style loop / update{tag}, {layout}"] = (
                 times["document-style loop"] / times[f"update{tag}, {layout}"]
             )
-    return {"keys": KEYS, "key_size": KEY_SIZE, "dtype": "float64", "seconds": times, "ratios": ratios}
+    return {"keys": KEYS, "key_size": KEY_SIZE, "dtype": np.dtype(dtype).name, "seconds": times, "ratios": ratios,
+            "same_bits": True}  # the assertions above passed
 
 
 def peak_bytes(step) -> int:
@@ -227,9 +230,11 @@ def main() -> None:
         r = one_array(dtype)
         out["one_array"].append(r)
         print(f"  {r['dtype']} 10M, {r['threads']} threads: " + "; ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
-    out["many_arrays"] = m = many_arrays()
-    print("  5000 arrays: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in m["seconds"].items()) + ", "
-          + ", ".join(f"{k} {v:.1f}x" for k, v in m["ratios"].items()), flush=True)
+    out["many_arrays"] = []
+    for dtype in (np.float64, np.float32):
+        out["many_arrays"].append(m := many_arrays(dtype))
+        print(f"  5000 arrays, {m['dtype']}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in m["seconds"].items()) + ", "
+              + ", ".join(f"{k} {v:.1f}x" for k, v in m["ratios"].items()), flush=True)
     out["memory"] = mem = memory()
     print("  peak extra memory per step: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in mem["peak_bytes"].items()))
     out["spread"] = sp = spreads()

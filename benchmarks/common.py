@@ -25,6 +25,40 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: memory passes of one centered step: read w, grad, n, g, delta; write w, n, g, delta
 PASSES = 9
 
+#: bytes one centered step with momentum must move per parameter: 9 passes of the dtype
+BYTES_PER_PARAMETER = {"float32": PASSES * 4, "float64": PASSES * 8}
+
+
+def nominal_memory() -> dict:
+    """The memory's nominal figure, where the machine tells it: DMI's memory devices
+    (``dmidecode -t memory``, which needs root) with their configured speed and bus
+    width.  Returns ``{"nominal_GBps": ..., "source": ...}`` or ``{"nominal_GBps": None,
+    "why": ...}``."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dmidecode") is None:
+        why = "dmidecode is not installed"
+    else:
+        try:
+            text = subprocess.run(["dmidecode", "-t", "memory"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            text, why = "", f"dmidecode failed: {e}"
+        else:
+            why = "dmidecode reported no memory device with a speed (root is needed, and a VM may hide them)"
+        total = 0.0
+        for device in text.split("Memory Device")[1:]:
+            fields = dict(line.strip().split(": ", 1) for line in device.splitlines() if ": " in line)
+            speed, width = fields.get("Configured Memory Speed", ""), fields.get("Data Width", "")
+            if speed.split()[:1] and speed.split()[0].isdigit() and width.split()[:1] and width.split()[0].isdigit():
+                total += int(speed.split()[0]) * 1e6 * int(width.split()[0]) / 8  # transfers/s x bytes
+        if total:
+            return {"nominal_GBps": total / 1e9, "source": "dmidecode -t memory: configured speed x data width, summed"}
+    dmi = Path("/sys/firmware/dmi/tables")
+    if not dmi.exists():
+        why += "; /sys/firmware/dmi/tables is absent (no DMI tables exposed, as in many VMs)"
+    return {"nominal_GBps": None, "why": why}
+
 
 def machine() -> dict:
     """What the figures were measured on."""
@@ -55,6 +89,7 @@ def machine() -> dict:
         # 1-minute load average when the results were saved: above ~0.5 other programs
         # shared the cores (and the memory bus) with the benchmark, and ratios are noisier
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "memory": nominal_memory(),
         "command": " ".join([Path(sys.executable).name] + sys.argv),
     }
 
@@ -151,8 +186,10 @@ def bandwidth(size: int, dtype, threads: int, repeat: int = 7) -> dict:
 
 
 def floor_seconds(size: int, dtype, bytes_per_second: float) -> float:
-    """The least time one step can take: 9 passes over ``size`` elements."""
-    return PASSES * size * np.dtype(dtype).itemsize / bytes_per_second
+    """The one floor every ratio uses: the bytes a step must move, ``size`` parameters
+    times :data:`BYTES_PER_PARAMETER` (36 in float32, 72 in float64), over the best
+    streaming bandwidth measured in the same run on the same threads."""
+    return size * BYTES_PER_PARAMETER[np.dtype(dtype).name] / bytes_per_second
 
 
 def save(name: str, data: dict) -> Path:

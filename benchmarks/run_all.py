@@ -2,11 +2,16 @@
 
     .venv/bin/python benchmarks/run_all.py                      # all, about 3 minutes on 2 cores
     .venv/bin/python benchmarks/run_all.py --max-size 1e7       # skip the 1e8-parameter roofline points
+    .venv/bin/python benchmarks/run_all.py --max-total 1e7      # skip the 1e8-element sweep cells
     .venv/bin/python benchmarks/run_all.py --numexpr-python /path/to/python   # numexpr's comparison too
 
 Run it on a quiet machine: the scripts take the best of several interleaved
 repetitions, which removes short bursts of load but not a busy core.  Then
 re-execute book/11_performance.ipynb, which reads the results.
+
+bench_sweep.py times separate arrays against the per-key loop over a grid of
+sizes; bench_peers.py measures PyTorch and Optax beside the package where they
+are installed (``make bench`` installs them) and records which are missing.
 
 Every script measures both paths of the package: the compiled one-pass
 kernel (numba, from requirements.txt; ``RMSpropGraves`` by default) and the
@@ -38,6 +43,7 @@ def run(python: str, script: str, *args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark of chapter 11.")
     parser.add_argument("--max-size", default="1e8", help="largest roofline size (default 1e8)")
+    parser.add_argument("--max-total", default="1e8", help="most elements of a sweep cell (default 1e8)")
     parser.add_argument("--numexpr-python", help="a Python with numexpr, numba and graves for bench_fused.py")
     args = parser.parse_args()
     if importlib.util.find_spec("numba") is None:
@@ -46,6 +52,8 @@ def main() -> None:
     run(sys.executable, "bench_targets.py")
     run(sys.executable, "bench_blocks.py")
     run(sys.executable, "bench_roofline.py", "--max-size", args.max_size)
+    run(sys.executable, "bench_sweep.py", "--max-total", args.max_total)
+    run(sys.executable, "bench_peers.py")
     if args.numexpr_python:
         run(args.numexpr_python, "bench_fused.py")
     elif importlib.util.find_spec("numexpr") is not None:
