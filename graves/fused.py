@@ -353,6 +353,7 @@ class SegmentKernels(NamedTuple):
     check: Callable  # (table, first, last) -> NaN and inf gradient elements among them
     step: Callable  # (table, constants, first, last): the step on them
     checked_step: Callable  # (table, constants, first, last) -> the check, then the step if it found none
+    checked_call: Callable  # (table, constants, first, last) -> (loop, arguments): checked_step as one call
 
 
 def count_nonfinite_segments(table, first: int, last: int) -> int:
@@ -365,12 +366,17 @@ def _segment_kernels(step_loop, checked_loop) -> SegmentKernels:
     def step(table, constants, first, last):
         step_loop(table.w_at, table.grad_at, table.offsets, *table.state, constants, first, last)
 
-    def checked_step(table, constants, first, last):
-        return int(checked_loop(
+    def checked_call(table, constants, first, last):
+        # the compiled loop and its arguments, to be called as loop(*arguments), step after step
+        return checked_loop, (
             table.w_at, table.grad_at, table.offsets, *table.state, constants, table.bits_like, table.mask, first, last
-        ))
+        )
 
-    return SegmentKernels(count_nonfinite_segments, step, checked_step)
+    def checked_step(table, constants, first, last):
+        loop, arguments = checked_call(table, constants, first, last)
+        return int(loop(*arguments))
+
+    return SegmentKernels(count_nonfinite_segments, step, checked_step, checked_call)
 
 
 def constants(step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps) -> np.ndarray:

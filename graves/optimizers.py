@@ -78,7 +78,13 @@ class Optimizer:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "hyperparameter_names" in cls.__dict__:  # their values, read in one call
-            cls._values = staticmethod(operator.attrgetter(*cls.hyperparameter_names))
+            names = cls.hyperparameter_names
+            if all(isinstance(getattr(cls, n, None), Hyperparameter) for n in names):
+                # a Hyperparameter keeps its value in the instance's __dict__ under its name
+                from_dict = operator.itemgetter(*names)
+                cls._values = staticmethod(lambda opt: from_dict(opt.__dict__))
+            else:
+                cls._values = staticmethod(operator.attrgetter(*names))
         if "name" in cls.__dict__:
             _REGISTRY[cls.name] = cls
 
@@ -262,10 +268,11 @@ class Optimizer:
                     self._runner.reserve(step, w)
 
             # 4. write: nothing below raises unless interrupted
-            self._torn = True
+            # (the hot path writes its own attributes directly: __setattr__ guards the hyperparameters)
+            self.__dict__["_torn"] = True
             if runs is None:
                 if not last.run(self._runner, step, arguments):
-                    self._torn = False  # the kernel wrote nothing
+                    self.__dict__["_torn"] = False  # the kernel wrote nothing
                     self._nonfinite(checks.first_nonfinite(entries))
                     return
             else:
@@ -278,9 +285,7 @@ class Optimizer:
                         e.value[...] = w.reshape(e.shape)
                     else:  # numpy scalars keep their type (np.float64 is also a float); Python floats stay float
                         params[e.key] = w[0] if isinstance(e.value, np.generic) else float(w[0])
-            self._state, self._last = state, last
-            self.step_count += 1
-            self._torn = False
+            self.__dict__.update(_state=state, _last=last, step_count=self.step_count + 1, _torn=False)
         finally:
             self._busy.release()
 
@@ -296,11 +301,14 @@ class Optimizer:
     def _arguments(self, entries: list[checks.Entry]) -> dict[np.dtype, dict[str, Any]]:
         """The step's keyword arguments for each dtype of ``entries``, once the
         hyperparameters are checked to fit each dtype; kept while neither changes."""
-        key = (self._values(self), [e.dtype for e in entries])
-        if self._kept_arguments is None or self._kept_arguments[0] != key:
+        values, kept = self._values(self), self._kept_arguments
+        # a remembered call passes the same list of entries each time (kept, so no other list takes its id)
+        if kept is None or kept[0] != values or (kept[1] is not entries and kept[2] != [e.dtype for e in entries]):
             checks.hyperparameters_fit(self, entries)
-            self._kept_arguments = key, {e.dtype: self.step_arguments(e.dtype) for e in entries}
-        return self._kept_arguments[1]
+            kept = self._kept_arguments = (
+                values, entries, [e.dtype for e in entries], {e.dtype: self.step_arguments(e.dtype) for e in entries}
+            )
+        return kept[3]
 
     @staticmethod
     def _runs(entries, state, packed) -> tuple[list, list]:

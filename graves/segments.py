@@ -105,7 +105,8 @@ class SegmentCall:
             self.param_meta = list(map(_meta, params))
             self.grad_meta = list(map(_meta, grads))
         self.tables = tables
-        self._arguments = self._constants = None
+        self._kernels = None  # set by of()
+        self._arguments = self._constants = self._one_call = None
         self.dtype_entries = checks.one_per_dtype(entries)
 
     @classmethod
@@ -149,7 +150,9 @@ class SegmentCall:
                     items[i] = State(*(views[entries[i].key] for _, views in packed))
             tables.append(Table.of([entries[i].value for i in members], [grad_objects[i] for i in members], tuple(fields)))
         state = {e.key: s for e, s in zip(entries, items)}  # in the parameters' order, as same_call reads it
-        return cls(entries, [e.value for e in entries], grad_objects, items, tables), state
+        call = cls(entries, [e.value for e in entries], grad_objects, items, tables)
+        call._kernels = fused.segments_kernels_for(step, entries[0].dtype)  # the same for both dtypes
+        return call, state
 
     def same_call(self, params, grads, state: dict) -> bool:
         """True if ``params``, ``grads`` and ``state`` hold the same objects as this call,
@@ -179,14 +182,23 @@ class SegmentCall:
         """Check every gradient, then, if all are finite, step every array; return
         whether it stepped.  Nothing is written unless every gradient is finite.
         ``arguments``: the step's keyword arguments for each dtype."""
-        if arguments is not self._arguments:  # the hyperparameters changed: round them again
+        if arguments is not self._arguments:  # new hyperparameters: round them again
             self._constants = [fused.constants(step, t.dtype, **arguments[t.dtype]) for t in self.tables]
             self._arguments = arguments
-        kernels = fused.segments_kernels_for(step, self.tables[0].dtype)
+            table = self.tables[0]
+            # one table on one thread: the check and the step are one compiled call, ready to make
+            self._one_call = (
+                self._kernels.checked_call(table, self._constants[0], 0, table.size)
+                if len(self.tables) == 1 and runner.threads_for(table.size) == 1
+                else None
+            )
+        if self._one_call is not None:
+            loop, args = self._one_call
+            return loop(*args) == 0
         if len(self.tables) == 1:
-            return runner.run_checked_segments(kernels, self.tables[0], self._constants[0])
-        if not all(runner.all_finite_segments(kernels, t) for t in self.tables):
+            return runner.run_checked_segments(self._kernels, self.tables[0], self._constants[0])
+        if not all(runner.all_finite_segments(self._kernels, t) for t in self.tables):
             return False
         for t, c in zip(self.tables, self._constants):
-            runner.run_segments(kernels, t, c)
+            runner.run_segments(self._kernels, t, c)
         return True
