@@ -122,17 +122,15 @@ class SegmentCall:
         if not entries:
             return None, state
         for e in entries:
-            grad = grads[e.key]
             if (
                 type(e.value) is not np.ndarray
-                or type(grad) is not np.ndarray
-                or grad.dtype != e.dtype
+                or grads[e.key] is not e.grad  # converted or a subclass (or a mapping that changes under us)
                 or not e.value.flags.c_contiguous
-                or not grad.flags.c_contiguous
+                or not e.grad.flags.c_contiguous
                 or fused.segments_kernels_for(step, e.dtype) is None
             ):
                 return None, state
-        grad_objects = [grads[e.key] for e in entries]
+        grad_objects = [e.grad for e in entries]  # the very arrays the checks passed
         items = [state[e.key] for e in entries]
         State = type(items[0])
         by_dtype: dict[np.dtype, list[int]] = {}

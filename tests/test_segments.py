@@ -341,3 +341,24 @@ def test_the_threads_option_names_its_range(value, exc):
     with pytest.raises(exc, match=r"threads must be 'auto' or an integer from 1 to 64"):
         graves.RMSpropGraves(threads=value)
     assert checks.thread_count("threads", 64, 64) == 64 and checks.thread_count("threads", "auto", 64) == "auto"
+
+
+def test_a_mapping_that_hands_out_new_gradients_is_never_remembered():
+    """The table reads the very arrays the checks passed: a mapping that returns a new array
+    on every access gets the per-key path, with the same bits."""
+
+    class Fresh(dict):
+        def __getitem__(self, key):
+            return np.array(dict.__getitem__(self, key))  # a new array each time
+
+    rng = np.random.default_rng(5)
+    params = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+    twin = {k: v.copy() for k, v in params.items()}
+    plain = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+    opt, ref = graves.RMSpropGraves(**HYPER), graves.RMSpropGraves(**HYPER, compiled=False)
+    for _ in range(2):
+        opt.update(params, Fresh(plain))
+        ref.update(twin, plain)
+        assert not isinstance(opt._last, segments.SegmentCall)
+    for k in params:
+        np.testing.assert_array_equal(params[k], twin[k])
