@@ -107,18 +107,25 @@ def _first_segment(offsets, first):
     return lo
 
 
+def _stretch(at, offsets, k, first, last, like):
+    # array k of the table (at ``at[k]``) where it meets elements first..last,
+    # as elements of like's dtype, and their numbers there: lo..hi
+    base = offsets[k]
+    lo, hi = max(first, base), min(last, offsets[k + 1])
+    whole = numba.carray(_pointer_like(at[k], like), offsets[k + 1] - base)
+    return whole[lo - base : hi - base], lo, hi
+
+
 def _count_nonfinite_segments_loop(grad_at, offsets, bits_like, exponent_mask, first, last):
     # The check reads the gradient backwards, chunk by chunk, so that when it ends the
     # start of the stretch, which the update reads first, is what the caches hold.
     count = 0
     k = _first_segment(offsets, last - 1) if last > first else -1
     while k >= 0 and offsets[k + 1] > first:
-        base = offsets[k]
-        lo, hi = max(first, base) - base, min(last, offsets[k + 1]) - base
-        bits = numba.carray(_pointer_like(grad_at[k], bits_like), offsets[k + 1] - base)
-        stop = hi
-        while stop > lo:
-            start = max(lo, stop - CHECK_CHUNK)
+        bits = _stretch(grad_at, offsets, k, first, last, bits_like)[0]
+        stop = bits.size
+        while stop > 0:
+            start = max(0, stop - CHECK_CHUNK)
             count += _count_nonfinite_kernel(bits[start:stop], exponent_mask)
             stop = start
         k -= 1
@@ -130,10 +137,8 @@ def _graves_segments_loop(w_at, grad_at, offsets, n, g, delta, c, first, last):
     # c holds lr, alpha, 1 − alpha, momentum, eps in the arrays' dtype
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
-        base, size = offsets[k], offsets[k + 1] - offsets[k]
-        lo, hi = max(first, base), min(last, base + size)
-        w = numba.carray(_pointer_like(w_at[k], n), size)[lo - base : hi - base]
-        grad = numba.carray(_pointer_like(grad_at[k], n), size)[lo - base : hi - base]
+        w, lo, hi = _stretch(w_at, offsets, k, first, last, n)
+        grad = _stretch(grad_at, offsets, k, first, last, n)[0]
         _graves_kernel(w, grad, n[lo:hi], g[lo:hi], delta[lo:hi], c[0], c[1], c[2], c[3], c[4])
         k += 1
 
@@ -143,10 +148,8 @@ def _graves_recursive_segments_loop(w_at, grad_at, offsets, s, g, delta, c, firs
     # table; c holds lr, alpha, 1 − alpha, alpha(1 − alpha), momentum, eps
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
-        base, size = offsets[k], offsets[k + 1] - offsets[k]
-        lo, hi = max(first, base), min(last, base + size)
-        w = numba.carray(_pointer_like(w_at[k], s), size)[lo - base : hi - base]
-        grad = numba.carray(_pointer_like(grad_at[k], s), size)[lo - base : hi - base]
+        w, lo, hi = _stretch(w_at, offsets, k, first, last, s)
+        grad = _stretch(grad_at, offsets, k, first, last, s)[0]
         _graves_recursive_kernel(w, grad, s[lo:hi], g[lo:hi], delta[lo:hi], c[0], c[1], c[2], c[3], c[4], c[5])
         k += 1
 
@@ -244,6 +247,7 @@ if AVAILABLE:
     _graves_recursive_kernel = _jit(_graves_recursive_loop)
     _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(_count_nonfinite_loop)
     _first_segment = _jit(_first_segment)
+    _stretch = _jit(_stretch)
     _count_nonfinite_segments_kernel = _jit(_count_nonfinite_segments_loop)
     _graves_segments_kernel = _jit(_graves_segments_loop)
     _graves_recursive_segments_kernel = _jit(_graves_recursive_segments_loop)
