@@ -1,4 +1,5 @@
-"""graves: Graves' centered RMSprop (arXiv:1308.0850, eqs. 38-41), derived and built.
+"""graves: Graves' centered RMSprop (arXiv:1308.0850, eqs. 38-41), derived and
+built.
 
 ``graves.core`` holds the formulas as pure in-place functions on flat arrays;
 ``graves.optimizers`` wraps them in classes with a dict interface and
@@ -12,5 +13,14 @@ from .checkpoint import load
 from .optimizers import SGD, Optimizer, RMSprop, RMSpropGraves
 from . import frameworks  # after optimizers: its classes subclass Optimizer
 
-__all__ = ["core", "frameworks", "load", "show_source", "Optimizer", "SGD", "RMSprop", "RMSpropGraves"]
+__all__ = [
+    "core",
+    "frameworks",
+    "load",
+    "show_source",
+    "Optimizer",
+    "SGD",
+    "RMSprop",
+    "RMSpropGraves",
+]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The functional core: every update formula of the book has exactly one home here.
+"""The functional core: every update formula of the book has exactly one home
+here.
 
 Each step function updates flat, contiguous, same-dtype numpy arrays *in place*
 and returns nothing.  Its optimizer state is a small ``NamedTuple`` of such
@@ -29,7 +30,8 @@ class SGDState(NamedTuple):
 
 
 class RMSpropState(NamedTuple):
-    """State of uncentered RMSprop: the running mean ``n`` of squared gradients."""
+    """State of uncentered RMSprop: the running mean ``n`` of squared
+    gradients."""
 
     n: np.ndarray
 
@@ -48,7 +50,8 @@ class CenteredState(NamedTuple):
 
 
 class SpreadState(NamedTuple):
-    """State of centered RMSprop when the spread is kept by its recursion (chapter 4).
+    """State of centered RMSprop when the spread is kept by its recursion
+    (chapter 4).
 
     ``s``: the spread n − g² itself, in place of ``n``;
     ``g``: running mean of gradients (eq. 39);
@@ -72,13 +75,15 @@ class CenteredVariant(NamedTuple):
     unscaled step in Δ and multiplies by ``lr`` on the way out (PyTorch);
     ``nesterov`` adds the look-ahead of Optax's ``trace`` (only with
     ``lr_in_buffer``, the one combination a library offers); ``bias_correction``
-    divides both averages by ``1 - alpha**t`` before use (Optax's option, computed
-    as Optax computes it);
+    divides both averages by ``1 - alpha**t`` before use (Optax's option,
+    computed as Optax computes it).
+
     ``centered=False`` is uncentered RMSprop: ``g`` is neither updated nor used
     and the denominator is built from ``n`` alone (every library's default).
+
     ``spread="recursive"`` keeps the spread s = n − g² in the state
-    (:class:`SpreadState`) and updates it as s ← ρs + ρ(1−ρ)(∇ − g′)², with g′
-    the mean before the step: equal to n − g² in exact arithmetic, never
+    (:class:`SpreadState`) and updates it as s ← ρs + ρ(1−ρ)(∇ − g′)², with
+    g′ the mean before the step: equal to n − g² in exact arithmetic, never
     negative in floating point (centered only, without bias correction);
     ``"difference"`` keeps n and subtracts g² (Graves, every library).
     """
@@ -96,23 +101,35 @@ GRAVES_RECURSIVE = CenteredVariant(spread="recursive")
 
 
 def check_variant(variant: CenteredVariant) -> None:
-    """A ValueError unless ``variant.spread`` is one of :data:`SPREAD_STATES` and,
-    if recursive, combines with the rest of ``variant``."""
+    """A ValueError unless ``variant.spread`` is one of :data:`SPREAD_STATES`
+    and, if recursive, combines with the rest of ``variant``."""
     if variant.spread not in SPREAD_STATES:
-        raise ValueError(f"spread must be one of {list(SPREAD_STATES)}, got {variant.spread!r}")
+        raise ValueError(
+            f"spread must be one of {list(SPREAD_STATES)}, got "
+            f"{variant.spread!r}"
+        )
     if variant.spread == "recursive" and not variant.centered:
-        raise ValueError("spread='recursive' keeps the centered spread n - g**2; it needs centered=True")
+        raise ValueError(
+            "spread='recursive' keeps the centered spread n - g**2; it needs "
+            "centered=True"
+        )
     if variant.spread == "recursive" and variant.bias_correction:
-        # the corrected spread n/S - (g/S)**2 is a difference again, whatever s holds
-        raise ValueError("spread='recursive' does not combine with bias_correction=True")
+        # the corrected spread n/S - (g/S)**2 is a difference again, whatever s
+        # holds
+        raise ValueError(
+            "spread='recursive' does not combine with bias_correction=True"
+        )
 
 
 def new_scratch(w: np.ndarray) -> np.ndarray:
-    """Scratch space for one step on ``w``: two rows of ``w``'s length and dtype."""
+    """Scratch space for one step on ``w``: two rows of ``w``'s length and
+    dtype."""
     return np.empty((2, w.size), dtype=w.dtype)
 
 
-def ema_update(average: np.ndarray, x: np.ndarray, decay: float, scratch: np.ndarray) -> None:
+def ema_update(
+    average: np.ndarray, x: np.ndarray, decay: float, scratch: np.ndarray
+) -> None:
     """Exponentially weighted moving average, in place.
 
         average ← decay · average + (1 − decay) · x
@@ -141,8 +158,11 @@ def sgd_step(w, grad, state: SGDState, *, lr, momentum, scratch=None) -> None:
     np.add(w, v, out=w)
 
 
-def rmsprop_step(w, grad, state: RMSpropState, *, lr, alpha, eps, scratch=None) -> None:
-    """Uncentered RMSprop with ``eps`` inside the root (the source document's code), in place.
+def rmsprop_step(
+    w, grad, state: RMSpropState, *, lr, alpha, eps, scratch=None
+) -> None:
+    """Uncentered RMSprop with ``eps`` inside the root (the source document's
+    code), in place.
 
         n ← alpha · n + (1 − alpha) · grad²
         w ← w − lr · grad / √(n + eps)
@@ -190,8 +210,9 @@ def centered_rmsprop_step(
     g, delta = state.g, state.delta
 
     if variant.spread == "recursive":
-        # n − g² = alpha (n′ − g′²) + alpha (1 − alpha)(grad − g′)², g′ the mean before
-        # the step (chapter 4): a sum of non-negative terms, so s never rounds below 0
+        # n − g² = alpha (n′ − g′²) + alpha (1 − alpha)(grad − g′)², g′ the mean
+        # before the step (chapter 4): a sum of non-negative terms, so s never
+        # rounds below 0
         spread = state.s
         np.subtract(grad, g, out=tmp)
         np.multiply(tmp, tmp, out=tmp)
@@ -209,10 +230,13 @@ def centered_rmsprop_step(
 
         # the spread n - g² (uncentered: n alone), the denominator's argument
         if variant.bias_correction:
-            # as Optax computes it: 1 - alpha**step in float32 (float64 for float64 w), and
-            # XLA turns the division by that scalar into a product with its reciprocal
+            # as Optax computes it: 1 - alpha**step in float32 (float64 for
+            # float64 w), and XLA turns the division by that scalar into a
+            # product with its reciprocal
             dt = np.result_type(w.dtype, np.float32).type
-            inverse = w.dtype.type(1) / w.dtype.type(dt(1) - dt(alpha) ** dt(step))
+            inverse = w.dtype.type(1) / w.dtype.type(
+                dt(1) - dt(alpha) ** dt(step)
+            )
         if not variant.centered:
             if variant.bias_correction:
                 np.multiply(n, inverse, out=tmp)
@@ -252,16 +276,38 @@ def centered_rmsprop_step(
         np.subtract(w, tmp, out=w)
 
 
-def graves_step(w, grad, state: CenteredState, *, lr, alpha, momentum, eps, scratch=None) -> None:
-    """Graves' RMSprop (eqs. 38-41), in place: :func:`centered_rmsprop_step` as published."""
+def graves_step(
+    w, grad, state: CenteredState, *, lr, alpha, momentum, eps, scratch=None
+) -> None:
+    """Graves' RMSprop (eqs. 38-41), in place: :func:`centered_rmsprop_step` as
+    published."""
     centered_rmsprop_step(
-        w, grad, state, lr=lr, alpha=alpha, momentum=momentum, eps=eps, variant=GRAVES, scratch=scratch
+        w,
+        grad,
+        state,
+        lr=lr,
+        alpha=alpha,
+        momentum=momentum,
+        eps=eps,
+        variant=GRAVES,
+        scratch=scratch,
     )
 
 
-def graves_recursive_step(w, grad, state: SpreadState, *, lr, alpha, momentum, eps, scratch=None) -> None:
-    """Graves' RMSprop with the spread kept by its recursion, in place: :func:`centered_rmsprop_step`
-    with ``spread="recursive"``; equal to :func:`graves_step` in exact arithmetic."""
+def graves_recursive_step(
+    w, grad, state: SpreadState, *, lr, alpha, momentum, eps, scratch=None
+) -> None:
+    """Graves' RMSprop with the spread kept by its recursion, in place:
+    :func:`centered_rmsprop_step` with ``spread="recursive"``; equal to
+    :func:`graves_step` in exact arithmetic."""
     centered_rmsprop_step(
-        w, grad, state, lr=lr, alpha=alpha, momentum=momentum, eps=eps, variant=GRAVES_RECURSIVE, scratch=scratch
+        w,
+        grad,
+        state,
+        lr=lr,
+        alpha=alpha,
+        momentum=momentum,
+        eps=eps,
+        variant=GRAVES_RECURSIVE,
+        scratch=scratch,
     )

@@ -1,4 +1,5 @@
-"""Show the package's own source in the book, so the text cannot drift from the code."""
+"""Show the package's own source in the book, so the text cannot drift from the
+code."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import inspect
 
 
 def show_source(*objects):
-    """The source of ``objects`` as one Markdown code block (an IPython display object).
+    """The source of ``objects`` as one Markdown code block (an IPython display
+    object).
 
     A chapter calls this in a code cell; the cell's stored output is then the
     package's source as it was when the notebook ran, and nbval fails when the

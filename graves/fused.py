@@ -1,4 +1,5 @@
-"""Graves' step as one compiled loop: the fast path, used when numba is installed.
+"""Graves' step as one compiled loop: the fast path, used when numba is
+installed.
 
 numpy evaluates eqs. 38-41 one operation at a time, so even the blocked driver
 in :mod:`graves.blocks` makes 16 passes over every block.  A compiled loop makes
@@ -9,11 +10,11 @@ memory floor of chapter 11.
 :func:`graves.core.graves_step` stays the one statement of the formula.  The
 loop below is its compiled transcription, and a second loop transcribes
 :func:`graves.core.graves_recursive_step` (the spread kept by its recursion):
-the same operations on the same operands in the same order, with the hyperparameters rounded to the parameter's
-dtype exactly as numpy rounds them, so that both paths give the same bits
-(``tests/test_fused.py`` checks this on random data, float32 and float64).  It
-is used only for float32 and float64; anything else, and every other step
-function, runs on the numpy path.
+the same operations on the same operands in the same order, with the
+hyperparameters rounded to the parameter's dtype exactly as numpy rounds them,
+so that both paths give the same bits (``tests/test_fused.py`` checks this on
+random data, float32 and float64).  It is used only for float32 and float64;
+anything else, and every other step function, runs on the numpy path.
 
 numba is optional.  Without it, :data:`AVAILABLE` is False and the package runs
 on numpy alone; an optimizer built with ``compiled=False`` does so as well.
@@ -41,9 +42,11 @@ AVAILABLE = numba is not None
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _graves_loop(w, grad, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps):
-    # The order of every operation is core.graves_step's, so the rounding is too:
-    # ema_update computes (decay·average) + ((1 − decay)·x), and the step
+def _graves_loop(
+    w, grad, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps
+):
+    # The order of every operation is core.graves_step's, so the rounding is
+    # too: ema_update computes (decay·average) + ((1 − decay)·x), and the step
     # divides ∇ by the root before multiplying by lr.
     for i in range(w.size):
         x = grad[i]
@@ -56,7 +59,19 @@ def _graves_loop(w, grad, n, g, delta, lr, alpha, one_minus_alpha, momentum, eps
         w[i] = w[i] + d_i
 
 
-def _graves_recursive_loop(w, grad, s, g, delta, lr, alpha, one_minus_alpha, alpha_one_minus_alpha, momentum, eps):
+def _graves_recursive_loop(
+    w,
+    grad,
+    s,
+    g,
+    delta,
+    lr,
+    alpha,
+    one_minus_alpha,
+    alpha_one_minus_alpha,
+    momentum,
+    eps,
+):
     # core.centered_rmsprop_step's recursive branch, operation for operation:
     # s′·alpha + ((∇ − g′)²)·(alpha(1 − alpha)), with g′ read before g moves.
     for i in range(w.size):
@@ -81,7 +96,7 @@ def _count_nonfinite_loop(bits, exponent_mask):
     return count
 
 
-# -- many arrays in one call --------------------------------------------------------
+# -- many arrays in one call ---------------------------------------------------
 #
 # The loops below reach many separate arrays through a table: ``w_at[k]`` and
 # ``grad_at[k]`` are the addresses of parameter k's and gradient k's first
@@ -116,9 +131,12 @@ def _stretch(at, offsets, k, first, last, like):
     return whole[lo - base : hi - base], lo, hi
 
 
-def _count_nonfinite_segments_loop(grad_at, offsets, bits_like, exponent_mask, first, last):
-    # The check reads the gradient backwards, chunk by chunk, so that when it ends the
-    # start of the stretch, which the update reads first, is what the caches hold.
+def _count_nonfinite_segments_loop(
+    grad_at, offsets, bits_like, exponent_mask, first, last
+):
+    # The check reads the gradient backwards, chunk by chunk, so that when it
+    # ends the start of the stretch, which the update reads first, is what the
+    # caches hold.
     count = 0
     k = _first_segment(offsets, last - 1) if last > first else -1
     while k >= 0 and offsets[k + 1] > first:
@@ -133,79 +151,145 @@ def _count_nonfinite_segments_loop(grad_at, offsets, bits_like, exponent_mask, f
 
 
 def _graves_segments_loop(w_at, grad_at, offsets, n, g, delta, c, first, last):
-    # _graves_loop on each stretch of an array among elements first..last of the table;
-    # c holds lr, alpha, 1 − alpha, momentum, eps in the arrays' dtype
+    # _graves_loop on each stretch of an array among elements first..last of the
+    # table; c holds lr, alpha, 1 − alpha, momentum, eps in the arrays' dtype
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
         w, lo, hi = _stretch(w_at, offsets, k, first, last, n)
         grad = _stretch(grad_at, offsets, k, first, last, n)[0]
-        _graves_kernel(w, grad, n[lo:hi], g[lo:hi], delta[lo:hi], c[0], c[1], c[2], c[3], c[4])
+        _graves_kernel(
+            w,
+            grad,
+            n[lo:hi],
+            g[lo:hi],
+            delta[lo:hi],
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+        )
         k += 1
 
 
-def _graves_recursive_segments_loop(w_at, grad_at, offsets, s, g, delta, c, first, last):
-    # _graves_recursive_loop on each stretch of an array among elements first..last of the
-    # table; c holds lr, alpha, 1 − alpha, alpha(1 − alpha), momentum, eps
+def _graves_recursive_segments_loop(
+    w_at, grad_at, offsets, s, g, delta, c, first, last
+):
+    # _graves_recursive_loop on each stretch of an array among elements
+    # first..last of the table; c holds lr, alpha, 1 − alpha, alpha(1 − alpha),
+    # momentum, eps
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
         w, lo, hi = _stretch(w_at, offsets, k, first, last, s)
         grad = _stretch(grad_at, offsets, k, first, last, s)[0]
-        _graves_recursive_kernel(w, grad, s[lo:hi], g[lo:hi], delta[lo:hi], c[0], c[1], c[2], c[3], c[4], c[5])
+        _graves_recursive_kernel(
+            w,
+            grad,
+            s[lo:hi],
+            g[lo:hi],
+            delta[lo:hi],
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+        )
         k += 1
 
 
-def _graves_checked_segments_loop(w_at, grad_at, offsets, n, g, delta, c, bits_like, exponent_mask, first, last):
-    # the check, then, only if every gradient is finite, the step: one call for one thread
-    bad = _count_nonfinite_segments_kernel(grad_at, offsets, bits_like, exponent_mask, first, last)
+def _graves_checked_segments_loop(
+    w_at,
+    grad_at,
+    offsets,
+    n,
+    g,
+    delta,
+    c,
+    bits_like,
+    exponent_mask,
+    first,
+    last,
+):
+    # the check, then the step if every gradient is finite: one thread's call
+    bad = _count_nonfinite_segments_kernel(
+        grad_at, offsets, bits_like, exponent_mask, first, last
+    )
     if bad == 0:
-        _graves_segments_kernel(w_at, grad_at, offsets, n, g, delta, c, first, last)
+        _graves_segments_kernel(
+            w_at, grad_at, offsets, n, g, delta, c, first, last
+        )
     return bad
 
 
-def _graves_recursive_checked_segments_loop(w_at, grad_at, offsets, s, g, delta, c, bits_like, exponent_mask, first, last):
-    bad = _count_nonfinite_segments_kernel(grad_at, offsets, bits_like, exponent_mask, first, last)
+def _graves_recursive_checked_segments_loop(
+    w_at,
+    grad_at,
+    offsets,
+    s,
+    g,
+    delta,
+    c,
+    bits_like,
+    exponent_mask,
+    first,
+    last,
+):
+    bad = _count_nonfinite_segments_kernel(
+        grad_at, offsets, bits_like, exponent_mask, first, last
+    )
     if bad == 0:
-        _graves_recursive_segments_kernel(w_at, grad_at, offsets, s, g, delta, c, first, last)
+        _graves_recursive_segments_kernel(
+            w_at, grad_at, offsets, s, g, delta, c, first, last
+        )
     return bad
 
 
-# -- what can change on an existing array ----------------------------------------------
+# -- what can change on an existing array --------------------------------------
 #
-# A call with the same array objects as the last one needs re-checking only for what
-# can change on an existing array: its data pointer (ndarray.resize), shape, strides,
-# dtype and flags.  Reading them attribute by attribute costs some 250 ns per array,
-# more than the step on a 200-element array; the loop below reads them from each
-# array's C header (numpy's PyArrayObject_fields: data, nd, dimensions, strides, base,
-# descr, flags, after the object header), in a few nanoseconds.  The layout is
-# checked once, at import, against what Python reports for probe arrays
-# (:data:`HEADERS_READABLE`); where it differs, the attributes are read instead.
+# A call with the same array objects as the last one needs re-checking only for
+# what can change on an existing array: its data pointer (ndarray.resize),
+# shape, strides, dtype and flags.  Reading them attribute by attribute costs
+# some 250 ns per array, more than the step on a 200-element array; the loop
+# below reads them from each array's C header (numpy's PyArrayObject_fields:
+# data, nd, dimensions, strides, base, descr, flags, after the object header),
+# in a few nanoseconds.  The layout is checked once, at import, against what
+# Python reports for probe arrays (:data:`HEADERS_READABLE`); where it differs,
+# the attributes are read instead.  The loops read the fields through pointers
+# typed by ``words`` and ``ints``: empty int64 and int32 arrays.
 
 _HEADER = 16  # PyObject_HEAD: reference count and type
-_DATA, _ND, _DIMENSIONS, _STRIDES, _DESCR, _FLAGS = (_HEADER + 8 * i for i in (0, 1, 2, 3, 5, 6))
+_DATA, _ND, _DIMENSIONS, _STRIDES, _DESCR, _FLAGS = (
+    _HEADER + 8 * i for i in (0, 1, 2, 3, 5, 6)
+)
 
 
-def _header_length_loop(ids, words_like, ints_like):
-    # int64s each array's record takes: data, nd, descr, flags, then its shape and strides
+def _header_length_loop(ids, words, ints):
+    # int64s each array's record takes: data, nd, descr, flags, then its shape
+    # and strides
     total = 0
     for k in range(ids.size):
-        total += 4 + 2 * numba.carray(_pointer_like(ids[k] + _ND, ints_like), 1)[0]
+        total += 4 + 2 * numba.carray(_pointer_like(ids[k] + _ND, ints), 1)[0]
     return total
 
 
-def _read_headers_loop(ids, records, words_like, ints_like):
-    # the records of the arrays whose object addresses (id()) are ``ids``, end to end;
-    # returns False as soon as ``records`` would overflow
+def _read_headers_loop(ids, records, words, ints):
+    # the records of the arrays whose object addresses (id()) are ``ids``, end
+    # to end; returns False as soon as ``records`` would overflow
     at = 0
     for k in range(ids.size):
-        nd = numba.carray(_pointer_like(ids[k] + _ND, ints_like), 1)[0]
+        a = ids[k]  # the array object's address
+        nd = numba.carray(_pointer_like(a + _ND, ints), 1)[0]
         if at + 4 + 2 * nd > records.size:
             return False
-        records[at] = numba.carray(_pointer_like(ids[k] + _DATA, words_like), 1)[0]
+        records[at] = numba.carray(_pointer_like(a + _DATA, words), 1)[0]
         records[at + 1] = nd
-        records[at + 2] = numba.carray(_pointer_like(ids[k] + _DESCR, words_like), 1)[0]
-        records[at + 3] = numba.carray(_pointer_like(ids[k] + _FLAGS, ints_like), 1)[0]
-        shape = numba.carray(_pointer_like(numba.carray(_pointer_like(ids[k] + _DIMENSIONS, words_like), 1)[0], words_like), nd)
-        strides = numba.carray(_pointer_like(numba.carray(_pointer_like(ids[k] + _STRIDES, words_like), 1)[0], words_like), nd)
+        records[at + 2] = numba.carray(_pointer_like(a + _DESCR, words), 1)[0]
+        records[at + 3] = numba.carray(_pointer_like(a + _FLAGS, ints), 1)[0]
+        shape_at = numba.carray(_pointer_like(a + _DIMENSIONS, words), 1)[0]
+        strides_at = numba.carray(_pointer_like(a + _STRIDES, words), 1)[0]
+        shape = numba.carray(_pointer_like(shape_at, words), nd)
+        strides = numba.carray(_pointer_like(strides_at, words), nd)
         for d in range(nd):
             records[at + 4 + d] = shape[d]
             records[at + 4 + nd + d] = strides[d]
@@ -213,14 +297,15 @@ def _read_headers_loop(ids, records, words_like, ints_like):
     return at == records.size
 
 
-def _headers_unchanged_loop(ids, expected_ids, records, scratch, words_like, ints_like):
-    # True if ``ids`` are ``expected_ids`` and their headers still read ``records``
+def _headers_unchanged_loop(ids, expected_ids, records, scratch, words, ints):
+    # True if ``ids`` are ``expected_ids`` and their headers still read
+    # ``records``
     if ids.size != expected_ids.size:
         return False
     for k in range(ids.size):
         if ids[k] != expected_ids[k]:
             return False
-    if not _read_headers_kernel(ids, scratch, words_like, ints_like):
+    if not _read_headers_kernel(ids, scratch, words, ints):
         return False
     for i in range(records.size):
         if scratch[i] != records[i]:
@@ -232,7 +317,8 @@ if AVAILABLE:
 
     @intrinsic
     def _pointer_like(typingctx, address, like):
-        """The integer ``address`` as a pointer to elements of ``like``'s dtype."""
+        """The integer ``address`` as a pointer to elements of ``like``'s
+        dtype."""
         pointer = numba.types.CPointer(like.dtype)
 
         def codegen(context, builder, signature, args):
@@ -240,19 +326,24 @@ if AVAILABLE:
 
         return pointer(address, like), codegen
 
-    # nogil: threads over chunks run in parallel; error_model="numpy": x/0 gives
-    # inf or NaN as in numpy instead of raising; cache: compile once per machine.
+    # nogil: threads over chunks run in parallel.  error_model="numpy": x/0
+    # gives inf or NaN as in numpy instead of raising.  cache: compile once per
+    # machine.
     _jit = numba.njit(nogil=True, error_model="numpy", cache=True)
     _graves_kernel = _jit(_graves_loop)
     _graves_recursive_kernel = _jit(_graves_recursive_loop)
-    _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(_count_nonfinite_loop)
+    _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(
+        _count_nonfinite_loop
+    )
     _first_segment = _jit(_first_segment)
     _stretch = _jit(_stretch)
     _count_nonfinite_segments_kernel = _jit(_count_nonfinite_segments_loop)
     _graves_segments_kernel = _jit(_graves_segments_loop)
     _graves_recursive_segments_kernel = _jit(_graves_recursive_segments_loop)
     _graves_checked_segments_kernel = _jit(_graves_checked_segments_loop)
-    _graves_recursive_checked_segments_kernel = _jit(_graves_recursive_checked_segments_loop)
+    _graves_recursive_checked_segments_kernel = _jit(
+        _graves_recursive_checked_segments_loop
+    )
     _header_length_kernel = _jit(_header_length_loop)
     _read_headers_kernel = _jit(_read_headers_loop)
     _headers_unchanged_kernel = _jit(_headers_unchanged_loop)
@@ -261,9 +352,10 @@ _WORDS, _INTS = np.empty(0, np.int64), np.empty(0, np.int32)
 
 
 def array_headers(arrays: list) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, records)``: the object addresses of ``arrays`` (plain ndarrays, kept alive
-    by the caller) and what :func:`headers_unchanged` compares: each one's data pointer,
-    dimensions, dtype object, flags, shape and strides (needs :data:`HEADERS_READABLE`)."""
+    """``(ids, records)``: the object addresses of ``arrays`` (plain ndarrays,
+    kept alive by the caller) and what :func:`headers_unchanged` compares: each
+    one's data pointer, dimensions, dtype object, flags, shape and strides
+    (needs :data:`HEADERS_READABLE`)."""
     ids = np.fromiter(map(id, arrays), np.int64, len(arrays))
     records = np.empty(_header_length_kernel(ids, _WORDS, _INTS), np.int64)
     if not _read_headers_kernel(ids, records, _WORDS, _INTS):
@@ -271,12 +363,16 @@ def array_headers(arrays: list) -> tuple[np.ndarray, np.ndarray]:
     return ids, records
 
 
-def headers_unchanged(arrays: list, ids: np.ndarray, records: np.ndarray, scratch: np.ndarray) -> bool:
-    """True if ``arrays`` are the arrays of ``array_headers(...) == (ids, records)``, with
-    the same data pointer, shape, strides, dtype object and flags; ``scratch`` is an int64
-    array as long as ``records``."""
+def headers_unchanged(
+    arrays: list, ids: np.ndarray, records: np.ndarray, scratch: np.ndarray
+) -> bool:
+    """True if ``arrays`` are the arrays whose :func:`array_headers` gave
+    ``(ids, records)``, with the same data pointer, shape, strides, dtype object
+    and flags; ``scratch`` is an int64 array as long as ``records``."""
     now = np.fromiter(map(id, arrays), np.int64, len(arrays))
-    return bool(_headers_unchanged_kernel(now, ids, records, scratch, _WORDS, _INTS))
+    return bool(
+        _headers_unchanged_kernel(now, ids, records, scratch, _WORDS, _INTS)
+    )
 
 
 def _headers_readable() -> bool:
@@ -285,22 +381,38 @@ def _headers_readable() -> bool:
         return False
     try:
         base = np.arange(24.0)
-        probes = [base, base.reshape(2, 3, 4)[:, ::2, 1:], np.zeros(3, np.float32), base[5:6], np.zeros((0, 2))]
+        probes = [
+            base,
+            base.reshape(2, 3, 4)[:, ::2, 1:],
+            np.zeros(3, np.float32),
+            base[5:6],
+            np.zeros((0, 2)),
+        ]
         probes[2].flags.writeable = False
         ids, records = array_headers(probes)
         at = 0
         for a in probes:
             nd = a.ndim
-            expected = [a.__array_interface__["data"][0], nd, id(a.dtype), a.flags.num, *a.shape, *a.strides]
+            expected = [
+                a.__array_interface__["data"][0],
+                nd,
+                id(a.dtype),
+                a.flags.num,
+                *a.shape,
+                *a.strides,
+            ]
             if list(records[at : at + 4 + 2 * nd]) != expected:
                 return False
             at += 4 + 2 * nd
-        return at == records.size and headers_unchanged(probes, ids, records, np.empty_like(records))
+        return at == records.size and headers_unchanged(
+            probes, ids, records, np.empty_like(records)
+        )
     except Exception:  # any surprise: read the attributes instead
         return False
 
 
-#: True when :func:`array_headers` reads numpy's array headers as this numpy lays them out.
+#: True when :func:`array_headers` reads numpy's array headers as this numpy
+#: lays them out.
 HEADERS_READABLE = _headers_readable()
 
 #: Unsigned integer views and exponent masks of the dtypes in DTYPES.
@@ -311,81 +423,159 @@ _EXPONENT_BITS = {
 
 
 def count_nonfinite(x: np.ndarray) -> int:
-    """The number of NaN and infinite elements of the flat, contiguous float32 or
-    float64 array ``x``, in one compiled pass (needs :data:`AVAILABLE`)."""
+    """The number of NaN and infinite elements of the flat, contiguous float32
+    or float64 array ``x``, in one compiled pass (needs :data:`AVAILABLE`)."""
     unsigned, mask = _EXPONENT_BITS[x.dtype]
     return int(_count_nonfinite_kernel(x.view(unsigned), mask))
 
 
-def graves_step(w, grad, state: core.CenteredState, *, lr, alpha, momentum, eps, scratch=None) -> None:
-    """:func:`graves.core.graves_step` in one compiled pass (same arguments, same bits).
+def graves_step(
+    w,
+    grad,
+    state: core.CenteredState,
+    *,
+    lr,
+    alpha,
+    momentum,
+    eps,
+    scratch=None,
+) -> None:
+    """:func:`graves.core.graves_step` in one compiled pass (same arguments,
+    same bits).
 
     ``scratch`` is accepted for the driver's sake and not needed: the loop keeps
     its temporaries in registers.
     """
     dt = w.dtype.type
-    # numpy rounds a Python float operand to the array's dtype (NEP 50); so do we
+    # rounded to the array's dtype, as numpy rounds a Python float operand
+    # (NEP 50)
     _graves_kernel(
-        w, grad, state.n, state.g, state.delta, dt(lr), dt(alpha), dt(1.0 - alpha), dt(momentum), dt(eps)
+        w,
+        grad,
+        state.n,
+        state.g,
+        state.delta,
+        dt(lr),
+        dt(alpha),
+        dt(1.0 - alpha),
+        dt(momentum),
+        dt(eps),
     )
 
 
-def graves_recursive_step(w, grad, state: core.SpreadState, *, lr, alpha, momentum, eps, scratch=None) -> None:
-    """:func:`graves.core.graves_recursive_step` in one compiled pass (same arguments, same bits)."""
+def graves_recursive_step(
+    w, grad, state: core.SpreadState, *, lr, alpha, momentum, eps, scratch=None
+) -> None:
+    """:func:`graves.core.graves_recursive_step` in one compiled pass (same
+    arguments, same bits)."""
     dt = w.dtype.type
     _graves_recursive_kernel(
-        w, grad, state.s, state.g, state.delta,
-        dt(lr), dt(alpha), dt(1.0 - alpha), dt(alpha * (1.0 - alpha)), dt(momentum), dt(eps),
+        w,
+        grad,
+        state.s,
+        state.g,
+        state.delta,
+        dt(lr),
+        dt(alpha),
+        dt(1.0 - alpha),
+        dt(alpha * (1.0 - alpha)),
+        dt(momentum),
+        dt(eps),
     )
 
 
 _KERNELS: dict[Callable, Callable] = (
-    {core.graves_step: graves_step, core.graves_recursive_step: graves_recursive_step} if AVAILABLE else {}
+    {
+        core.graves_step: graves_step,
+        core.graves_recursive_step: graves_recursive_step,
+    }
+    if AVAILABLE
+    else {}
 )
 
 
 def kernel_for(step: Callable, dtype: np.dtype) -> Callable | None:
-    """The compiled equivalent of the core function ``step`` for ``dtype``, or None."""
+    """The compiled equivalent of the core function ``step`` for ``dtype``, or
+    None."""
     if np.dtype(dtype) not in DTYPES:
         return None
     return _KERNELS.get(step)
 
 
 class SegmentKernels(NamedTuple):
-    """The compiled segment loops of one step function (see :class:`graves.segments.Table`)."""
+    """The compiled segment loops of one step function (see
+    :class:`graves.segments.Table`)."""
 
-    check: Callable  # (table, first, last) -> NaN and inf gradient elements among them
-    step: Callable  # (table, constants, first, last): the step on them
-    checked_step: Callable  # (table, constants, first, last) -> the check, then the step if it found none
-    checked_call: Callable  # (table, constants, first, last) -> (loop, arguments): checked_step as one call
+    # (table, first, last) -> NaN and inf gradient elements among them
+    check: Callable
+    # (table, constants, first, last): the step on them
+    step: Callable
+    # (table, constants, first, last) -> the check, then the step if the check
+    # found none
+    checked_step: Callable
+    # (table, constants, first, last) -> (loop, arguments): checked_step as a
+    # loop and the arguments of one call
+    checked_call: Callable
 
 
 def count_nonfinite_segments(table, first: int, last: int) -> int:
-    """NaN and infinite gradient elements among elements ``first`` to ``last`` of
-    ``table`` (a :class:`graves.segments.Table`), read backwards; nothing is written."""
-    return int(_count_nonfinite_segments_kernel(table.grad_at, table.offsets, table.bits_like, table.mask, first, last))
+    """NaN and infinite gradient elements among elements ``first`` to ``last``
+    of ``table`` (a :class:`graves.segments.Table`), read backwards; nothing is
+    written."""
+    return int(
+        _count_nonfinite_segments_kernel(
+            table.grad_at,
+            table.offsets,
+            table.bits_like,
+            table.mask,
+            first,
+            last,
+        )
+    )
 
 
 def _segment_kernels(step_loop, checked_loop) -> SegmentKernels:
     def step(table, constants, first, last):
-        step_loop(table.w_at, table.grad_at, table.offsets, *table.state, constants, first, last)
+        step_loop(
+            table.w_at,
+            table.grad_at,
+            table.offsets,
+            *table.state,
+            constants,
+            first,
+            last,
+        )
 
     def checked_call(table, constants, first, last):
-        # the compiled loop and its arguments, to be called as loop(*arguments), step after step
+        # the compiled loop and its arguments, to be called as loop(*arguments),
+        # step after step
         return checked_loop, (
-            table.w_at, table.grad_at, table.offsets, *table.state, constants, table.bits_like, table.mask, first, last
+            table.w_at,
+            table.grad_at,
+            table.offsets,
+            *table.state,
+            constants,
+            table.bits_like,
+            table.mask,
+            first,
+            last,
         )
 
     def checked_step(table, constants, first, last):
         loop, arguments = checked_call(table, constants, first, last)
         return int(loop(*arguments))
 
-    return SegmentKernels(count_nonfinite_segments, step, checked_step, checked_call)
+    return SegmentKernels(
+        count_nonfinite_segments, step, checked_step, checked_call
+    )
 
 
-def constants(step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps) -> np.ndarray:
-    """The hyperparameters as the segment kernels of ``step`` take them: rounded to
-    ``dtype`` as numpy rounds a Python float operand (NEP 50), in an array of ``dtype``."""
+def constants(
+    step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps
+) -> np.ndarray:
+    """The hyperparameters as the segment kernels of ``step`` take them: rounded
+    to ``dtype`` as numpy rounds a Python float operand (NEP 50), in an array of
+    ``dtype``."""
     if step is core.graves_recursive_step:
         values = (lr, alpha, 1.0 - alpha, alpha * (1.0 - alpha), momentum, eps)
     else:
@@ -395,9 +585,12 @@ def constants(step: Callable, dtype: np.dtype, *, lr, alpha, momentum, eps) -> n
 
 _SEGMENT_KERNELS: dict[Callable, SegmentKernels] = (
     {
-        core.graves_step: _segment_kernels(_graves_segments_kernel, _graves_checked_segments_kernel),
+        core.graves_step: _segment_kernels(
+            _graves_segments_kernel, _graves_checked_segments_kernel
+        ),
         core.graves_recursive_step: _segment_kernels(
-            _graves_recursive_segments_kernel, _graves_recursive_checked_segments_kernel
+            _graves_recursive_segments_kernel,
+            _graves_recursive_checked_segments_kernel,
         ),
     }
     if AVAILABLE
@@ -405,8 +598,11 @@ _SEGMENT_KERNELS: dict[Callable, SegmentKernels] = (
 )
 
 
-def segments_kernels_for(step: Callable, dtype: np.dtype) -> SegmentKernels | None:
-    """The compiled many-array loops of the core function ``step`` for ``dtype``, or None."""
+def segments_kernels_for(
+    step: Callable, dtype: np.dtype
+) -> SegmentKernels | None:
+    """The compiled many-array loops of the core function ``step`` for
+    ``dtype``, or None."""
     if np.dtype(dtype) not in DTYPES:
         return None
     return _SEGMENT_KERNELS.get(step)

@@ -24,8 +24,8 @@ _NO_ERRSTATE = contextlib.nullcontext()
 
 
 class Optimizer:
-    """Common machinery.  Subclasses set ``name``, ``State``, ``hyperparameter_names``
-    and ``step_function``.
+    """Common machinery.  Subclasses set ``name``, ``State``,
+    ``hyperparameter_names`` and ``step_function``.
 
     ``update(params, grads)`` takes two dicts with the same keys, from a name to
     a float numpy array or a float scalar.  Arrays are updated in place; scalars
@@ -70,17 +70,26 @@ class Optimizer:
     hyperparameter_names: ClassVar[tuple[str, ...]]
     step_function: ClassVar[Any]
 
-    nonfinite = Hyperparameter(checks.one_of("raise", "skip"), "policy for NaN/inf gradients")
-    missing_grads = Hyperparameter(checks.one_of("raise", "skip"), "policy for parameters absent from grads")
+    nonfinite = Hyperparameter(
+        checks.one_of("raise", "skip"), "policy for NaN/inf gradients"
+    )
+    missing_grads = Hyperparameter(
+        checks.one_of("raise", "skip"),
+        "policy for parameters absent from grads",
+    )
     step_count: int = 0  # steps applied
     skipped_steps: int = 0  # steps skipped for non-finite gradients
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "hyperparameter_names" in cls.__dict__:  # their values, read in one call
+        # their values, read in one call
+        if "hyperparameter_names" in cls.__dict__:
             names = cls.hyperparameter_names
-            if all(isinstance(getattr(cls, n, None), Hyperparameter) for n in names):
-                # a Hyperparameter keeps its value in the instance's __dict__ under its name
+            if all(
+                isinstance(getattr(cls, n, None), Hyperparameter) for n in names
+            ):
+                # a Hyperparameter keeps its value in the instance's __dict__
+                # under its name
                 from_dict = operator.itemgetter(*names)
                 cls._values = staticmethod(lambda opt: from_dict(opt.__dict__))
             else:
@@ -98,7 +107,10 @@ class Optimizer:
         missing_grads: str = "raise",
     ):
         if not isinstance(compiled, (bool, np.bool_)):
-            raise TypeError(f"compiled must be True or False, got {compiled!r} of type {type(compiled).__name__}")
+            raise TypeError(
+                f"compiled must be True or False, got {compiled!r} of type "
+                f"{type(compiled).__name__}"
+            )
         self.nonfinite = nonfinite
         self.missing_grads = missing_grads
         self._runner = BlockRunner(
@@ -110,10 +122,12 @@ class Optimizer:
         self.reset()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # a typo such as opt.learnin_rate = 0.1 would otherwise be silently ignored
+        # a typo such as opt.learnin_rate = 0.1 would otherwise be silently
+        # ignored
         if name[:1] != "_" and not hasattr(type(self), name):
             raise AttributeError(
-                f"{type(self).__name__} has no attribute {name!r} to set; its hyperparameters are "
+                f"{type(self).__name__} has no attribute {name!r} to set; its "
+                "hyperparameters are "
                 f"{list(self.hyperparameter_names)}{self._attribute_hint(name)}"
             )
         object.__setattr__(self, name, value)
@@ -134,17 +148,23 @@ class Optimizer:
     def _enter(self, what: str) -> None:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(
-                f"{what} was called while another thread is inside update, reset, state_dict or "
-                f"load_state_dict of the same {type(self).__name__}; one optimizer serves one thread "
-                "at a time (give each thread its own optimizer, or hold a lock around the calls)"
+                f"{what} was called while another thread is inside update, "
+                "reset, state_dict or "
+                f"load_state_dict of the same {type(self).__name__}; one "
+                "optimizer serves one thread "
+                "at a time (give each thread its own optimizer, or hold a "
+                "lock around the calls)"
             )
 
     def _check_whole(self) -> None:
         if self._torn:
             raise RuntimeError(
-                "an earlier update() was interrupted while it wrote (an asynchronous exception such as "
-                "KeyboardInterrupt), so some parameters and their state may have taken that step and "
-                "others not; restore the parameters and the optimizer from a checkpoint "
+                "an earlier update() was interrupted while it wrote (an "
+                "asynchronous exception such as "
+                "KeyboardInterrupt), so some parameters and their state may "
+                "have taken that step and "
+                "others not; restore the parameters and the optimizer from a "
+                "checkpoint "
                 "(load_state_dict) or call reset()"
             )
 
@@ -155,9 +175,11 @@ class Optimizer:
         self._enter("reset()")
         try:
             self._state: dict[str, NamedTuple] = {}
-            # the last checked call, which a call with the same arrays skips re-checking
+            # the last checked call, which a call with the same arrays skips
+            # re-checking
             self._last: segments.SegmentCall | packing.PackedCall | None = None
-            self._kept_arguments = None  # (hyperparameters and dtypes, arguments) of the last step
+            # (hyperparameters and dtypes, arguments) of the last step
+            self._kept_arguments = None
             self._torn = False
             self.step_count = 0
             self.skipped_steps = 0
@@ -177,53 +199,69 @@ class Optimizer:
         return {name: getattr(self, name) for name in self.hyperparameter_names}
 
     def step_arguments(self, dtype: np.dtype | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``step_function`` at the coming step, on parameters of ``dtype``."""
+        """Keyword arguments for ``step_function`` at the coming step, on
+        parameters of ``dtype``."""
         return self.hyperparameters()
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        args = ", ".join(
+            f"{k}={v!r}" for k, v in self.hyperparameters().items()
+        )
         return f"{type(self).__name__}({args})"
 
-    # -- the update -------------------------------------------------------------
+    # -- the update ------------------------------------------------------------
 
     def _check_layout(self, entries: list[checks.Entry], params: dict) -> None:
-        hint = "call reset() to start a fresh state for a different parameter set"
+        hint = (
+            "call reset() to start a fresh state for a different parameter set"
+        )
         state = self._state
         if state:
             gone = [k for k in state if k not in params]
             if gone:
                 raise ValueError(
-                    f"parameter {checks.shown(gone[0])} was in earlier steps but is missing now "
+                    f"parameter {checks.shown(gone[0])} was in earlier steps "
+                    "but is missing now "
                     f"(missing: {checks.listing(gone)}); {hint}"
                 )
-            # with missing_grads="skip" a key's state starts at its first gradient
-            new = [e.key for e in entries if e.key not in state] if self.missing_grads != "skip" else []
+            # with missing_grads="skip" a key's state starts at its first
+            # gradient
+            new = (
+                [e.key for e in entries if e.key not in state]
+                if self.missing_grads != "skip"
+                else []
+            )
             if new:
                 raise ValueError(
-                    f"parameter {checks.shown(new[0])} is new since the last step (new: {checks.listing(new)}); "
+                    f"parameter {checks.shown(new[0])} is new since the last "
+                    f"step (new: {checks.listing(new)}); "
                     f"the state covers {checks.listing(state)}; {hint}"
                 )
         for e in entries:
             held = state.get(e.key)
-            if held is not None and (held[0].shape != e.shape or held[0].dtype != e.dtype):
+            if held is not None and (
+                held[0].shape != e.shape or held[0].dtype != e.dtype
+            ):
                 raise ValueError(
-                    f"parameter {checks.shown(e.key)} is now {e.dtype}{list(e.shape)}, but its state is "
+                    f"parameter {checks.shown(e.key)} is now "
+                    f"{e.dtype}{list(e.shape)}, but its state is "
                     f"{held[0].dtype}{list(held[0].shape)}; {hint}"
                 )
 
     def update(self, params: dict, grads: dict) -> None:
         """One optimizer step on every parameter in ``params``.
 
-        The step runs one of three ways, which give the same result, bit for bit,
-        and raise for the same inputs.  Where the compiled kernels apply (float32
-        and float64 C-contiguous arrays, numba installed, ``compiled=True``), one
-        compiled call steps every array, separate or packed (:mod:`graves.segments`);
-        when parameters, gradients and state each tile one buffer
-        (:mod:`graves.packing`), the step runs once over the whole buffer; otherwise
-        once per parameter.  A call that passes the very same arrays as the last
-        one re-checks only what can change on an existing array.  The arithmetic
-        ignores ``np.errstate``: a NaN or inf that the step itself produces (as with
-        ``eps=0`` and a zero gradient) is written, never raised, on every path.
+        The step runs one of three ways, which give the same result, bit for
+        bit, and raise for the same inputs.  Where the compiled kernels apply
+        (float32 and float64 C-contiguous arrays, numba installed,
+        ``compiled=True``), one compiled call steps every array, separate or
+        packed (:mod:`graves.segments`); when parameters, gradients and state
+        each tile one buffer (:mod:`graves.packing`), the step runs once over
+        the whole buffer; otherwise once per parameter.  A call that passes the
+        very same arrays as the last one re-checks only what can change on an
+        existing array.  The arithmetic ignores ``np.errstate``: a NaN or inf
+        that the step itself produces (as with ``eps=0`` and a zero gradient) is
+        written, never raised, on every path.
         """
         self._enter("update()")
         try:
@@ -231,32 +269,48 @@ class Optimizer:
             # 1. check: nothing has been written yet
             last = self._last
             if last is not None and last.same_call(params, grads, self._state):
-                entries = last.entries  # the same arrays as the last step passed the checks
+                # the same arrays as the last step passed the checks
+                entries = last.entries
             else:
                 last = None
-                entries = checks.parameter_entries(params, grads, self.missing_grads)
+                entries = checks.parameter_entries(
+                    params, grads, self.missing_grads
+                )
                 self._check_layout(entries, params)
                 checks.no_aliasing(entries)
-            arguments = self._arguments(last.dtype_entries if last is not None else checks.one_per_dtype(entries))
+            arguments = self._arguments(
+                last.dtype_entries
+                if last is not None
+                else checks.one_per_dtype(entries)
+            )
 
-            # 2. prepare: every allocation (new state, the layout, copies, scratch)
+            # 2. prepare: every allocation (new state, the layout, copies,
+            #    scratch)
             state = self._state
             step = self.step_function
             if last is None:
                 if any(e.key not in state for e in entries):
-                    new = {e.key: self.initial_state(e.shape, e.dtype) for e in entries if e.key not in state}
+                    new = {
+                        e.key: self.initial_state(e.shape, e.dtype)
+                        for e in entries
+                        if e.key not in state
+                    }
                     state = {**state, **new}
                 if len(state) == len(entries) and self._runner.compiled:
-                    last, state = segments.SegmentCall.of(entries, grads, state, step)
+                    last, state = segments.SegmentCall.of(
+                        entries, grads, state, step
+                    )
                 if last is None and len(state) == len(entries):
                     last, state = packing.PackedCall.of(entries, state)
 
-            # 3. the gradients: finite, or nothing changes.  The compiled path checks
-            #    them inside its pass (graves.segments), the others here.
+            # 3. the gradients: finite, or nothing changes.  The compiled path
+            #    checks them inside its pass (graves.segments), the others here.
             if isinstance(last, segments.SegmentCall):
                 runs, put_back = None, []
             else:
-                if isinstance(last, packing.PackedCall) and self._runner.all_finite(last.grad):
+                if isinstance(
+                    last, packing.PackedCall
+                ) and self._runner.all_finite(last.grad):
                     bad = None
                 else:
                     bad = checks.first_nonfinite(entries)
@@ -267,8 +321,9 @@ class Optimizer:
                 for w, _, _ in runs:
                     self._runner.reserve(step, w)
 
-            # 4. write: nothing below raises unless interrupted
-            # (the hot path writes its own attributes directly: __setattr__ guards the hyperparameters)
+            # 4. write: nothing below raises unless interrupted (the hot path
+            #    writes its own attributes directly: __setattr__ guards the
+            #    hyperparameters)
             self.__dict__["_torn"] = True
             if runs is None:
                 if not last.run(self._runner, step, arguments):
@@ -276,44 +331,77 @@ class Optimizer:
                     self._nonfinite(checks.first_nonfinite(entries))
                     return
             else:
-                # numpy's error settings reach the numpy path only (the compiled kernel ignores them)
-                with np.errstate(all="ignore") if not self._runner.all_compiled(step, arguments) else _NO_ERRSTATE:
+                # numpy's error settings reach the numpy path only (the compiled
+                # kernel ignores them)
+                with (
+                    np.errstate(all="ignore")
+                    if not self._runner.all_compiled(step, arguments)
+                    else _NO_ERRSTATE
+                ):
                     for w, grad, s in runs:
                         self._runner.run(step, w, grad, s, **arguments[w.dtype])
                 for e, w in put_back:
                     if e.is_array:
                         e.value[...] = w.reshape(e.shape)
-                    else:  # numpy scalars keep their type (np.float64 is also a float); Python floats stay float
-                        params[e.key] = w[0] if isinstance(e.value, np.generic) else float(w[0])
-            self.__dict__.update(_state=state, _last=last, step_count=self.step_count + 1, _torn=False)
+                    else:
+                        # numpy scalars keep their type (np.float64 is also a
+                        # float); Python floats stay float
+                        params[e.key] = (
+                            w[0]
+                            if isinstance(e.value, np.generic)
+                            else float(w[0])
+                        )
+            self.__dict__.update(
+                _state=state,
+                _last=last,
+                step_count=self.step_count + 1,
+                _torn=False,
+            )
         finally:
             self._busy.release()
 
     def _nonfinite(self, key) -> None:
-        """A gradient (of ``key``) holds NaN or inf: raise, or count a skipped step."""
+        """A gradient (of ``key``) holds NaN or inf: raise, or count a skipped
+        step."""
         if self.nonfinite == "raise":
             raise FloatingPointError(
-                f"gradient {checks.shown(key)} contains NaN or inf (in the parameter's dtype); nothing was "
-                "changed (construct the optimizer with nonfinite='skip' to skip such steps)"
+                f"gradient {checks.shown(key)} contains NaN or inf (in the "
+                "parameter's dtype); nothing was "
+                "changed (construct the optimizer with nonfinite='skip' to "
+                "skip such steps)"
             )
         self.skipped_steps += 1
 
-    def _arguments(self, entries: list[checks.Entry]) -> dict[np.dtype, dict[str, Any]]:
+    def _arguments(
+        self, entries: list[checks.Entry]
+    ) -> dict[np.dtype, dict[str, Any]]:
         """The step's keyword arguments for each dtype of ``entries``, once the
-        hyperparameters are checked to fit each dtype; kept while neither changes."""
+        hyperparameters are checked to fit each dtype; kept while neither
+        changes."""
         values, kept = self._values(self), self._kept_arguments
-        # a remembered call passes the same list of entries each time (kept, so no other list takes its id)
-        if kept is None or kept[0] != values or (kept[1] is not entries and kept[2] != [e.dtype for e in entries]):
+        # a remembered call passes the same list of entries each time (kept, so
+        # no other list takes its id)
+        if (
+            kept is None
+            or kept[0] != values
+            or (
+                kept[1] is not entries and kept[2] != [e.dtype for e in entries]
+            )
+        ):
             checks.hyperparameters_fit(self, entries)
             kept = self._kept_arguments = (
-                values, entries, [e.dtype for e in entries], {e.dtype: self.step_arguments(e.dtype) for e in entries}
+                values,
+                entries,
+                [e.dtype for e in entries],
+                {e.dtype: self.step_arguments(e.dtype) for e in entries},
             )
         return kept[3]
 
     @staticmethod
     def _runs(entries, state, packed) -> tuple[list, list]:
-        """``(w, grad, state)`` flat triples to step, and the ``(entry, w)`` pairs whose
-        ``w`` is a copy to write back into the caller's dict or array afterwards."""
+        """``(w, grad, state)`` flat triples to step, and the ``(entry, w)``
+        pairs whose ``w`` is a copy to write back into the caller's dict or
+        array afterwards."""
         if packed is not None:
             return [(packed.w, packed.grad, packed.state)], []
         runs, put_back = [], []
@@ -331,10 +419,11 @@ class Optimizer:
             runs.append((w, grad, type(s)(*(a.reshape(-1) for a in s))))
         return runs, put_back
 
-    # -- checkpoints --------------------------------------------------------------
+    # -- checkpoints -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters, counters and state as plain data (arrays, numbers, strings).
+        """Hyperparameters, counters and state as plain data (arrays, numbers,
+        strings).
 
         The dict is flat, so ``np.savez(file, **opt.state_dict())`` stores it.
         """
@@ -363,13 +452,17 @@ class Optimizer:
         checkpoint.save(self, path)
 
     @classmethod
-    def from_hyperparameters(cls, hyperparameters: dict[str, Any]) -> "Optimizer":
-        """A fresh optimizer with the given hyperparameters (used by :func:`graves.load`)."""
+    def from_hyperparameters(
+        cls, hyperparameters: dict[str, Any]
+    ) -> "Optimizer":
+        """A fresh optimizer with the given hyperparameters (used by
+        :func:`graves.load`)."""
         return cls(**hyperparameters)
 
 
 class SGD(Optimizer):
-    """Gradient descent with heavy-ball momentum: ``v ← μv − lr·∇``, ``w ← w + v``.
+    """Gradient descent with heavy-ball momentum: ``v ← μv − lr·∇``,
+    ``w ← w + v``.
 
     ``lr`` is required; ``momentum=0`` gives plain gradient descent.
     """
@@ -379,7 +472,9 @@ class SGD(Optimizer):
     hyperparameter_names = ("lr", "momentum")
     step_function = staticmethod(core.sgd_step)
 
-    lr = Hyperparameter(checks.positive, "learning rate η (inside the velocity)")
+    lr = Hyperparameter(
+        checks.positive, "learning rate η (inside the velocity)"
+    )
     momentum = Hyperparameter(checks.unit_interval, "momentum coefficient μ")
 
     def __init__(self, lr: float, momentum: float = 0.0, **options):
@@ -388,7 +483,8 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """Uncentered RMSprop with ε inside the root, no momentum: the source document's algorithm.
+    """Uncentered RMSprop with ε inside the root, no momentum: the source
+    document's algorithm.
 
     ``n ← αn + (1−α)∇²``, ``w ← w − lr·∇/√(n + ε)``.
     """
@@ -399,10 +495,16 @@ class RMSprop(Optimizer):
     step_function = staticmethod(core.rmsprop_step)
 
     lr = Hyperparameter(checks.positive, "learning rate")
-    alpha = Hyperparameter(checks.unit_interval, "decay of the squared-gradient average")
-    eps = Hyperparameter(checks.non_negative, "added to n inside the square root")
+    alpha = Hyperparameter(
+        checks.unit_interval, "decay of the squared-gradient average"
+    )
+    eps = Hyperparameter(
+        checks.non_negative, "added to n inside the square root"
+    )
 
-    def __init__(self, lr: float = 1e-3, alpha: float = 0.9, eps: float = 1e-8, **options):
+    def __init__(
+        self, lr: float = 1e-3, alpha: float = 0.9, eps: float = 1e-8, **options
+    ):
         self.lr, self.alpha, self.eps = lr, alpha, eps
         super().__init__(**options)
 
@@ -436,7 +538,9 @@ class RMSpropGraves(Optimizer):
     lr = Hyperparameter(checks.positive, "learning rate η (inside Δ)")
     alpha = Hyperparameter(checks.unit_interval, "decay ρ of both averages")
     momentum = Hyperparameter(checks.unit_interval, "momentum μ")
-    eps = Hyperparameter(checks.non_negative, "ε, added to n − g² inside the square root")
+    eps = Hyperparameter(
+        checks.non_negative, "ε, added to n − g² inside the square root"
+    )
 
     def __init__(
         self,
@@ -453,18 +557,28 @@ class RMSpropGraves(Optimizer):
 
     @property
     def spread(self) -> str:
-        """``"difference"`` (the state holds n) or ``"recursive"`` (it holds s = n − g²)."""
+        """``"difference"`` (the state holds n) or ``"recursive"`` (it holds s =
+        n − g²)."""
         return self._spread
 
     def _set_spread(self, spread: str) -> None:
-        # fixed at construction (or by a checkpoint): it decides what the state holds
+        # fixed at construction (or by a checkpoint): it decides what the state
+        # holds
         self._spread = checks.one_of(*core.SPREAD_STATES)("spread", spread)
         self.State = core.SPREAD_STATES[self._spread]
-        self.step_function = core.graves_recursive_step if self._spread == "recursive" else core.graves_step
+        self.step_function = (
+            core.graves_recursive_step
+            if self._spread == "recursive"
+            else core.graves_step
+        )
 
     def __repr__(self) -> str:
         text = super().__repr__()
-        return text if self._spread == "difference" else f"{text[:-1]}, spread={self._spread!r})"
+        return (
+            text
+            if self._spread == "difference"
+            else f"{text[:-1]}, spread={self._spread!r})"
+        )
 
 
 def registry() -> dict[str, type[Optimizer]]:

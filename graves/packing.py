@@ -6,9 +6,11 @@ and keeping each parameter as a view (a window) into it, lets the optimizer run
 its step once over the whole buffer, while the caller still sees a dict of
 arrays of the original shapes::
 
-    flat, params = graves.packing.pack(params)        # copies once; use params from now on
-    grad_flat, grads = graves.packing.zeros_like(params)  # fill grads[k] in place each step
-    opt.update(params, grads)                           # one pass over flat
+    # copies once; use params from now on
+    flat, params = graves.packing.pack(params)
+    # fill grads[k] in place each step
+    grad_flat, grads = graves.packing.zeros_like(params)
+    opt.update(params, grads)  # one pass over flat
 
 :meth:`graves.Optimizer.update` recognises such views with :func:`flat_view`
 and takes its fast path; any other dict of arrays gets the same result, one
@@ -23,12 +25,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def zeros(shapes: Mapping[str, tuple], dtype=np.float64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def zeros(
+    shapes: Mapping[str, tuple], dtype=np.float64
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One zero buffer, and a view into it for each key, shaped ``shapes[key]``.
 
     The views follow one another in the buffer, in the order of ``shapes``.
     """
-    sizes = {key: int(np.prod(shape, dtype=np.int64)) for key, shape in shapes.items()}
+    sizes = {
+        key: int(np.prod(shape, dtype=np.int64))
+        for key, shape in shapes.items()
+    }
     flat = np.zeros(sum(sizes.values()), dtype=dtype)
     views, start = {}, 0
     for key, shape in shapes.items():
@@ -37,8 +44,11 @@ def zeros(shapes: Mapping[str, tuple], dtype=np.float64) -> tuple[np.ndarray, di
     return flat, views
 
 
-def pack(arrays: Mapping[str, np.ndarray], dtype=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Copy ``arrays`` into one new flat buffer; return it and a dict of views into it.
+def pack(
+    arrays: Mapping[str, np.ndarray], dtype=None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Copy ``arrays`` into one new flat buffer; return it and a dict of views
+    into it.
 
     ``views[key]`` has ``arrays[key]``'s shape and values.  All arrays share one
     dtype: ``dtype`` if given, else their common result type.  Keep using the
@@ -55,11 +65,17 @@ def pack(arrays: Mapping[str, np.ndarray], dtype=None) -> tuple[np.ndarray, dict
     return flat, views
 
 
-def zeros_like(views: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A zero buffer with the same layout as ``views`` (e.g. for the gradients)."""
+def zeros_like(
+    views: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A zero buffer with the same layout as ``views`` (e.g. for the
+    gradients)."""
     dtypes = {np.asarray(v).dtype for v in views.values()}
     if len(dtypes) != 1:
-        raise ValueError(f"the views have several dtypes {sorted(map(str, dtypes))}; expected one")
+        raise ValueError(
+            f"the views have several dtypes {sorted(map(str, dtypes))}; "
+            "expected one"
+        )
     return zeros({key: np.shape(v) for key, v in views.items()}, dtypes.pop())
 
 
@@ -68,7 +84,8 @@ def _owner(a: np.ndarray) -> np.ndarray:
 
 
 def flat_view(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
-    """The 1-D array covering ``arrays`` when they tile one stretch of memory, else None.
+    """The 1-D array covering ``arrays`` when they tile one stretch of memory,
+    else None.
 
     That is: plain C-contiguous arrays of one dtype, all views of one
     C-contiguous buffer of that dtype, each starting where the one before it
@@ -85,23 +102,33 @@ def flat_view(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
     if not filled:
         return np.empty(0, dtype)
     owner = _owner(filled[0])
-    if type(owner) is not np.ndarray or owner.dtype != dtype or not owner.flags.c_contiguous:
+    if (
+        type(owner) is not np.ndarray
+        or owner.dtype != dtype
+        or not owner.flags.c_contiguous
+    ):
         return None
     start = end = filled[0].__array_interface__["data"][0]
     for a in filled:
-        if not a.flags.c_contiguous or _owner(a) is not owner or a.__array_interface__["data"][0] != end:
+        if (
+            not a.flags.c_contiguous
+            or _owner(a) is not owner
+            or a.__array_interface__["data"][0] != end
+        ):
             return None
         end += a.nbytes
-    offset, misaligned = divmod(start - owner.__array_interface__["data"][0], dtype.itemsize)
+    offset, misaligned = divmod(
+        start - owner.__array_interface__["data"][0], dtype.itemsize
+    )
     if misaligned:
         return None
     return owner.reshape(-1)[offset : offset + (end - start) // dtype.itemsize]
 
 
 class PackedCall:
-    """A checked call of :meth:`graves.Optimizer.update` whose parameters, gradients
-    and state each tile one buffer: the step can run once over ``w``, ``grad``
-    and ``state``, the flat views of the three.
+    """A checked call of :meth:`graves.Optimizer.update` whose parameters,
+    gradients and state each tile one buffer: the step can run once over ``w``,
+    ``grad`` and ``state``, the flat views of the three.
 
     The optimizer keeps the last one.  A later call with the very same array
     objects (:meth:`same_call`) skips the per-key checks: the checks passed for
@@ -121,7 +148,8 @@ class PackedCall:
 
     @classmethod
     def of(cls, entries, state: dict) -> tuple["PackedCall | None", dict]:
-        """The packed form of checked ``entries`` with per-key ``state``, or None.
+        """The packed form of checked ``entries`` with per-key ``state``, or
+        None.
 
         Returns ``(call, state)``, ``state`` in the order of ``entries``.  When
         parameters and gradients tile a buffer each but the state does not (a
@@ -140,22 +168,41 @@ class PackedCall:
             return None, state
         items = [state[e.key] for e in entries]
         State = type(items[0])
-        fields = [flat_view([s[i] for s in items]) for i in range(len(State._fields))]
+        fields = [
+            flat_view([s[i] for s in items]) for i in range(len(State._fields))
+        ]
         if any(f is None or f.dtype != w.dtype for f in fields):
-            packed = [pack({e.key: s[i] for e, s in zip(entries, items)}, w.dtype) for i in range(len(State._fields))]
+            packed = [
+                pack({e.key: s[i] for e, s in zip(entries, items)}, w.dtype)
+                for i in range(len(State._fields))
+            ]
             fields = [flat for flat, _ in packed]
-            items = [State(*(views[e.key] for _, views in packed)) for e in entries]
-        state = {e.key: s for e, s in zip(entries, items)}  # in the parameters' order, as same_call reads it
-        return cls(entries, params, grads, items, w, grad, State(*fields)), state
+            items = [
+                State(*(views[e.key] for _, views in packed)) for e in entries
+            ]
+        # in the parameters' order, as same_call reads it
+        state = {e.key: s for e, s in zip(entries, items)}
+        return cls(
+            entries, params, grads, items, w, grad, State(*fields)
+        ), state
 
     def same_call(self, params, grads, state: dict) -> bool:
-        """True if ``params``, ``grads`` and ``state`` hold the same objects as this call."""
+        """True if ``params``, ``grads`` and ``state`` hold the same objects as
+        this call."""
         keys = self.keys
         try:
-            if list(params) != keys or len(grads) != len(keys) or len(state) != len(keys):
+            if (
+                list(params) != keys
+                or len(grads) != len(keys)
+                or len(state) != len(keys)
+            ):
                 return False
             values = list(params.values())
-            grad_values = list(grads.values()) if list(grads) == keys else list(map(grads.__getitem__, keys))
+            grad_values = (
+                list(grads.values())
+                if list(grads) == keys
+                else list(map(grads.__getitem__, keys))
+            )
         except (TypeError, KeyError, AttributeError):
             return False
         return (

@@ -1,4 +1,5 @@
-"""Many separate arrays, one compiled call: the checked layout of the last step, kept.
+"""Many separate arrays, one compiled call: the checked layout of the last step,
+kept.
 
 A model holds thousands of small arrays, and a per-array step spends its time
 in Python: checks and calls for each array, a few microseconds each, where the
@@ -12,9 +13,9 @@ of :mod:`graves.fused` apply (float32 and float64, C-contiguous arrays):
   every check.  When the next call passes the very same array objects
   (:meth:`SegmentCall.same_call`), those checks would find the same, except for
   what can change on an existing array without making a new one (its data
-  pointer, shape, strides, dtype and flags, such as writeable), which is compared
-  again, and the gradients' values, which the kernel checks for NaN and inf
-  before it writes anything.
+  pointer, shape, strides, dtype and flags, such as writeable), which is
+  compared again, and the gradients' values, which the kernel checks for NaN and
+  inf before it writes anything.
 
 The table holds references to every array whose address it lists, so that memory
 stays valid; an array whose data moved (``ndarray.resize``) no longer passes
@@ -35,23 +36,26 @@ from .checks import Entry
 class Table(NamedTuple):
     """Arrays of one dtype as the segment kernels reach them: segment k is the
     parameter at address ``w_at[k]`` and the gradient at ``grad_at[k]``, and its
-    state is elements ``offsets[k]`` to ``offsets[k + 1]`` of each array in ``state``."""
+    state is elements ``offsets[k]`` to ``offsets[k + 1]`` of each array in
+    ``state``."""
 
     dtype: np.dtype
     w_at: np.ndarray  # int64 addresses
     grad_at: np.ndarray
     offsets: np.ndarray  # int64, one more than the segments
     state: tuple  # the flat state buffers, in the State's field order
-    bits_like: np.ndarray  # an empty unsigned array of the dtype's width, for the bit test
+    # an empty unsigned array of the dtype's width, for the bit test
+    bits_like: np.ndarray
     mask: np.unsignedinteger  # the exponent bits: all ones in NaN and inf
     size: int  # elements in all
     keep: tuple  # the arrays the addresses point into, kept alive
 
     @classmethod
     def of(cls, ws: list, grads: list, state: tuple) -> "Table":
-        """The table of parameters ``ws`` and gradients ``grads`` (flat or not, C-contiguous,
-        of one dtype) and flat ``state`` buffers covering them in order.  Neighbours that
-        continue one another in memory, as packed views do, merge into one segment."""
+        """The table of parameters ``ws`` and gradients ``grads`` (flat or not,
+        C-contiguous, of one dtype) and flat ``state`` buffers covering them in
+        order.  Neighbours that continue one another in memory, as packed views
+        do, merge into one segment."""
         dtype = state[0].dtype
         w_at, grad_at, offsets = [], [], [0]
         for w, grad in zip(ws, grads):
@@ -59,14 +63,22 @@ class Table(NamedTuple):
                 continue
             wa, ga = _address(w), _address(grad)
             end = offsets[-1] - offsets[-2] if len(offsets) > 1 else 0
-            if w_at and wa == w_at[-1] + end * dtype.itemsize and ga == grad_at[-1] + end * dtype.itemsize:
+            if (
+                w_at
+                and wa == w_at[-1] + end * dtype.itemsize
+                and ga == grad_at[-1] + end * dtype.itemsize
+            ):
                 offsets[-1] += w.size
             else:
                 w_at.append(wa)
                 grad_at.append(ga)
                 offsets.append(offsets[-1] + w.size)
         unsigned = np.uint32 if dtype.itemsize == 4 else np.uint64
-        mask = unsigned(0x7F800000) if dtype.itemsize == 4 else unsigned(0x7FF0000000000000)
+        mask = (
+            unsigned(0x7F800000)
+            if dtype.itemsize == 4
+            else unsigned(0x7FF0000000000000)
+        )
         return cls(
             dtype,
             np.array(w_at, dtype=np.int64),
@@ -84,23 +96,28 @@ def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-#: What can change on an existing array without making a new one, read from Python:
-#: data pointer, shape, strides and dtype (the array interface), and the flags.
+#: What can change on an existing array without making a new one, read from
+#: Python: data pointer, shape, strides and dtype (the array interface), and the
+#: flags.
 _meta = operator.attrgetter("__array_interface__", "dtype", "flags.num")
 
 
 class SegmentCall:
-    """A checked call of :meth:`graves.Optimizer.update` that the compiled segment
-    kernels run: one :class:`Table` per dtype, and the objects the call passed."""
+    """A checked call of :meth:`graves.Optimizer.update` that the compiled
+    segment kernels run: one :class:`Table` per dtype, and the objects the call
+    passed."""
 
     def __init__(self, entries, params, grads, state_items, tables):
         self.entries = entries
         self.keys = [e.key for e in entries]
         self.params, self.grads, self.state_items = params, grads, state_items
-        if fused.HEADERS_READABLE:  # the arrays' C headers, read in one compiled pass
+        # where this numpy allows it, the arrays' C headers, read in one
+        # compiled pass
+        if fused.HEADERS_READABLE:
             self.ids, self.records = fused.array_headers(params + grads)
             self.scratch = np.empty_like(self.records)
-            self.dtypes = [a.dtype for a in params + grads]  # alive, so no other dtype takes their address
+            # kept alive, so that no other dtype object takes their addresses
+            self.dtypes = [a.dtype for a in params + grads]
         else:
             self.param_meta = list(map(_meta, params))
             self.grad_meta = list(map(_meta, grads))
@@ -110,27 +127,32 @@ class SegmentCall:
         self.dtype_entries = checks.one_per_dtype(entries)
 
     @classmethod
-    def of(cls, entries: list[Entry], grads: dict, state: dict, step: Callable) -> tuple["SegmentCall | None", dict]:
-        """The segment form of checked ``entries`` with per-key ``state``, or None when
-        some parameter cannot take it (a scalar, a strided array, a dtype without a
-        kernel, a gradient that needed converting, an ndarray subclass).
+    def of(
+        cls, entries: list[Entry], grads: dict, state: dict, step: Callable
+    ) -> tuple["SegmentCall | None", dict]:
+        """The segment form of checked ``entries`` with per-key ``state``, or
+        None when some parameter cannot take it (a scalar, a strided array, a
+        dtype without a kernel, a gradient that needed converting, an ndarray
+        subclass).
 
-        Returns ``(call, state)``.  The state of each dtype is moved once into flat
-        buffers, unless it already tiles them; ``state`` then holds views of them,
-        with equal values, in the order of ``entries``.
+        Returns ``(call, state)``.  The state of each dtype is moved once into
+        flat buffers, unless it already tiles them; ``state`` then holds views
+        of them, with equal values, in the order of ``entries``.
         """
         if not entries:
             return None, state
         for e in entries:
             if (
                 type(e.value) is not np.ndarray
-                or grads[e.key] is not e.grad  # converted or a subclass (or a mapping that changes under us)
+                # converted or a subclass (or a mapping that changes under us)
+                or grads[e.key] is not e.grad
                 or not e.value.flags.c_contiguous
                 or not e.grad.flags.c_contiguous
                 or fused.segments_kernels_for(step, e.dtype) is None
             ):
                 return None, state
-        grad_objects = [e.grad for e in entries]  # the very arrays the checks passed
+        # the very arrays the checks passed
+        grad_objects = [e.grad for e in entries]
         items = [state[e.key] for e in entries]
         State = type(items[0])
         by_dtype: dict[np.dtype, list[int]] = {}
@@ -138,37 +160,67 @@ class SegmentCall:
             by_dtype.setdefault(e.dtype, []).append(i)
         tables = []
         for dtype, members in by_dtype.items():
-            fields = [packing.flat_view([items[i][f] for i in members]) for f in range(len(State._fields))]
+            fields = [
+                packing.flat_view([items[i][f] for i in members])
+                for f in range(len(State._fields))
+            ]
             if any(f is None or f.dtype != dtype for f in fields):
                 packed = [
-                    packing.pack({entries[i].key: items[i][f] for i in members}, dtype) for f in range(len(State._fields))
+                    packing.pack(
+                        {entries[i].key: items[i][f] for i in members}, dtype
+                    )
+                    for f in range(len(State._fields))
                 ]
                 fields = [flat for flat, _ in packed]
                 for i in members:
-                    items[i] = State(*(views[entries[i].key] for _, views in packed))
-            tables.append(Table.of([entries[i].value for i in members], [grad_objects[i] for i in members], tuple(fields)))
-        state = {e.key: s for e, s in zip(entries, items)}  # in the parameters' order, as same_call reads it
-        call = cls(entries, [e.value for e in entries], grad_objects, items, tables)
-        call._kernels = fused.segments_kernels_for(step, entries[0].dtype)  # the same for both dtypes
+                    items[i] = State(
+                        *(views[entries[i].key] for _, views in packed)
+                    )
+            tables.append(
+                Table.of(
+                    [entries[i].value for i in members],
+                    [grad_objects[i] for i in members],
+                    tuple(fields),
+                )
+            )
+        # in the parameters' order, as same_call reads it
+        state = {e.key: s for e, s in zip(entries, items)}
+        call = cls(
+            entries, [e.value for e in entries], grad_objects, items, tables
+        )
+        # the same for both dtypes
+        call._kernels = fused.segments_kernels_for(step, entries[0].dtype)
         return call, state
 
     def same_call(self, params, grads, state: dict) -> bool:
-        """True if ``params``, ``grads`` and ``state`` hold the same objects as this call,
-        with the same shapes, dtypes and flags."""
+        """True if ``params``, ``grads`` and ``state`` hold the same objects as
+        this call, with the same shapes, dtypes and flags."""
         keys = self.keys
         try:
-            if len(params) != len(keys) or len(grads) != len(keys) or len(state) != len(keys) or list(params) != keys:
+            if (
+                len(params) != len(keys)
+                or len(grads) != len(keys)
+                or len(state) != len(keys)
+                or list(params) != keys
+            ):
                 return False
             values = list(params.values())
-            grad_values = list(grads.values()) if list(grads) == keys else list(map(grads.__getitem__, keys))
+            grad_values = (
+                list(grads.values())
+                if list(grads) == keys
+                else list(map(grads.__getitem__, keys))
+            )
         except (TypeError, KeyError, AttributeError):
             return False
         if not all(map(operator.is_, state.values(), self.state_items)):
             return False
         if fused.HEADERS_READABLE:
-            # the same objects (this call keeps them alive, so no other object has their id)
-            # with the same data pointer, shape, strides, dtype and flags
-            return fused.headers_unchanged(values + grad_values, self.ids, self.records, self.scratch)
+            # the same objects (this call keeps them alive, so no other object
+            # has their id) with the same data pointer, shape, strides, dtype
+            # and flags
+            return fused.headers_unchanged(
+                values + grad_values, self.ids, self.records, self.scratch
+            )
         return (
             all(map(operator.is_, values, self.params))
             and all(map(operator.is_, grad_values, self.grads))
@@ -177,16 +229,23 @@ class SegmentCall:
         )
 
     def run(self, runner, step: Callable, arguments: dict) -> bool:
-        """Check every gradient, then, if all are finite, step every array; return
-        whether it stepped.  Nothing is written unless every gradient is finite.
-        ``arguments``: the step's keyword arguments for each dtype."""
-        if arguments is not self._arguments:  # new hyperparameters: round them again
-            self._constants = [fused.constants(step, t.dtype, **arguments[t.dtype]) for t in self.tables]
+        """Check every gradient, then, if all are finite, step every array;
+        return whether it stepped.  Nothing is written unless every gradient is
+        finite. ``arguments``: the step's keyword arguments for each dtype."""
+        # new hyperparameters: round them again
+        if arguments is not self._arguments:
+            self._constants = [
+                fused.constants(step, t.dtype, **arguments[t.dtype])
+                for t in self.tables
+            ]
             self._arguments = arguments
             table = self.tables[0]
-            # one table on one thread: the check and the step are one compiled call, ready to make
+            # one table on one thread: the check and the step are one compiled
+            # call, ready to make
             self._one_call = (
-                self._kernels.checked_call(table, self._constants[0], 0, table.size)
+                self._kernels.checked_call(
+                    table, self._constants[0], 0, table.size
+                )
                 if len(self.tables) == 1 and runner.threads_for(table.size) == 1
                 else None
             )
@@ -194,8 +253,12 @@ class SegmentCall:
             loop, args = self._one_call
             return loop(*args) == 0
         if len(self.tables) == 1:
-            return runner.run_checked_segments(self._kernels, self.tables[0], self._constants[0])
-        if not all(runner.all_finite_segments(self._kernels, t) for t in self.tables):
+            return runner.run_checked_segments(
+                self._kernels, self.tables[0], self._constants[0]
+            )
+        if not all(
+            runner.all_finite_segments(self._kernels, t) for t in self.tables
+        ):
             return False
         for t, c in zip(self.tables, self._constants):
             runner.run_segments(self._kernels, t, c)

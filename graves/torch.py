@@ -1,12 +1,13 @@
-"""Graves' update, and every variant of :mod:`graves.frameworks`, as ``torch.optim`` optimizers.
+"""Graves' update, and every variant of :mod:`graves.frameworks`, as
+``torch.optim`` optimizers.
 
 ``RMSpropGraves(params, lr=1e-4, alpha=0.95, momentum=0.9, eps=1e-4)`` is
 Chainer's ``RMSpropGraves`` (Graves 2013, eqs. 38-41): ``eps`` inside the
 square root, ``lr`` inside the momentum buffer Δ, all state starting at zero.
 ``make(name, params, **kwargs)`` builds the centered RMSprop of any library in
 :data:`graves.frameworks.LIBRARIES` with that library's keyword names and
-defaults, e.g. ``make("tf1", model.parameters(), learning_rate=1e-3,
-centered=True)``.
+defaults, e.g.
+``make("tf1", model.parameters(), learning_rate=1e-3, centered=True)``.
 
 One home for the formula: :func:`centered_rmsprop_` transcribes
 :func:`graves.core.centered_rmsprop_step` operation for operation, for a
@@ -39,27 +40,48 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "graves.torch needs PyTorch, which is not installed. Install it with "
-        "`pip install graves[torch]` (or `pip install -r requirements-torch.txt` in this repository); "
+        "`pip install graves[torch]` (or `pip install -r "
+        "requirements-torch.txt` in this repository); "
         "the rest of graves runs on numpy alone."
     ) from error
 
 from . import checks, core, frameworks
 from .core import CenteredVariant
 
-__all__ = ["CenteredRMSprop", "RMSpropGraves", "centered_rmsprop_", "make", "optimizer_class", "OPTIONS"]
+__all__ = [
+    "CenteredRMSprop",
+    "RMSpropGraves",
+    "centered_rmsprop_",
+    "make",
+    "optimizer_class",
+    "OPTIONS",
+]
 
-#: The options every optimizer here accepts beside its library's keywords, with their
-#: defaults: graves' ``spread`` (as in graves.frameworks), and ``weight_decay``,
-#: ``maximize`` and ``foreach`` as in ``torch.optim.RMSprop``.
-OPTIONS = {"spread": "difference", "weight_decay": 0.0, "maximize": False, "foreach": None}
+#: The options every optimizer here accepts beside its library's keywords, with
+#: their defaults: graves' ``spread`` (as in graves.frameworks), and
+#: ``weight_decay``, ``maximize`` and ``foreach`` as in ``torch.optim.RMSprop``.
+OPTIONS = {
+    "spread": "difference",
+    "weight_decay": 0.0,
+    "maximize": False,
+    "foreach": None,
+}
 
 HYPERPARAMETERS = ("lr", "alpha", "momentum", "eps")
 
 # The fields of CenteredVariant that centered_rmsprop_ implements.
-_IMPLEMENTED = ("eps_in_sqrt", "lr_in_buffer", "nesterov", "bias_correction", "centered", "spread")
+_IMPLEMENTED = (
+    "eps_in_sqrt",
+    "lr_in_buffer",
+    "nesterov",
+    "bias_correction",
+    "centered",
+    "spread",
+)
 
 
-# -- the elementwise operations, on lists of tensors ------------------------------------
+# -- the elementwise operations, on lists of tensors ---------------------------
+
 
 class _Foreach:
     """Each operation on a whole list at once, by ``torch._foreach_*``."""
@@ -77,7 +99,8 @@ class _Foreach:
 
 
 def _each(op: Callable) -> Callable:
-    """``op`` applied tensor by tensor; the second argument is a list or one scalar."""
+    """``op`` applied tensor by tensor; the second argument is a list or one
+    scalar."""
 
     def run(xs, ys=None):
         if ys is None:
@@ -104,10 +127,12 @@ class _PerTensor:
     neg = staticmethod(_each(torch.neg))
 
 
-# -- the formula: one home --------------------------------------------------------------
+# -- the formula: one home -----------------------------------------------------
+
 
 def _ema_(ops, average, x, decay) -> None:
-    """average ← decay · average + (1 − decay) · x, as graves.core.ema_update orders it."""
+    """average ← decay · average + (1 − decay) · x, as graves.core.ema_update
+    orders it."""
     scaled = ops.mul(x, 1.0 - decay)
     ops.mul_(average, decay)
     ops.add_(average, scaled)
@@ -128,8 +153,8 @@ def centered_rmsprop_(
     variant: CenteredVariant,
     step: int = 1,
 ) -> None:
-    """Centered RMSprop on lists of tensors, in place: :func:`graves.core.centered_rmsprop_step`,
-    operation for operation.
+    """Centered RMSprop on lists of tensors, in place:
+    :func:`graves.core.centered_rmsprop_step`, operation for operation.
 
     With Graves' variant (Chainer's ``RMSpropGraves``)::
 
@@ -138,14 +163,16 @@ def centered_rmsprop_(
         Δ ← momentum Δ − lr ∇ / √(n − g² + eps)  (eq. 40)
         w ← w + Δ                               (eq. 41)
 
-    ``n_or_s`` holds n, or the spread s = n − g² itself with ``spread="recursive"``.
-    ``ops`` runs each elementwise operation on a whole list (``_Foreach``) or
-    tensor by tensor (``_PerTensor``); ``step`` is the 1-based step count that
-    bias correction needs.  The gradients are read, never written.
+    ``n_or_s`` holds n, or the spread s = n − g² itself with
+    ``spread="recursive"``. ``ops`` runs each elementwise operation on a whole
+    list (``_Foreach``) or tensor by tensor (``_PerTensor``); ``step`` is the
+    1-based step count that bias correction needs.  The gradients are read,
+    never written.
     """
     core.check_variant(variant)
     if variant.spread == "recursive":
-        # n − g² = alpha (n′ − g′²) + alpha (1 − alpha)(grad − g′)², g′ the mean before the step
+        # n − g² = alpha (n′ − g′²) + alpha (1 − alpha)(grad − g′)², g′ the mean
+        # before the step
         spread = n_or_s
         t = ops.sub(grads, g)
         t = ops.mul(t, t)
@@ -162,7 +189,9 @@ def centered_rmsprop_(
 
         # the spread n - g² (uncentered: n alone), the denominator's argument
         if not variant.centered:
-            spread = ops.div(n, 1.0 - alpha**step) if variant.bias_correction else n
+            spread = (
+                ops.div(n, 1.0 - alpha**step) if variant.bias_correction else n
+            )
         elif variant.bias_correction:
             correction = 1.0 - alpha**step
             t = ops.div(g, correction)
@@ -192,10 +221,12 @@ def centered_rmsprop_(
         ops.sub_(params, ops.mul(delta, lr))
 
 
-def _effective_grads(ops, params, grads, *, weight_decay: float, maximize: bool) -> list:
-    """The gradient the formula sees, as ``torch.optim.RMSprop`` forms it: negated when
-    maximizing, then plus ``weight_decay · w`` (a product and a sum, no fused multiply-add,
-    so both paths round alike)."""
+def _effective_grads(
+    ops, params, grads, *, weight_decay: float, maximize: bool
+) -> list:
+    """The gradient the formula sees, as ``torch.optim.RMSprop`` forms it:
+    negated when maximizing, then plus ``weight_decay · w`` (a product and a
+    sum, no fused multiply-add, so both paths round alike)."""
     if maximize:
         grads = ops.neg(grads)
     if weight_decay != 0:
@@ -203,7 +234,8 @@ def _effective_grads(ops, params, grads, *, weight_decay: float, maximize: bool)
     return grads
 
 
-# -- checks of the PyTorch options ----------------------------------------------------------
+# -- checks of the PyTorch options ---------------------------------------------
+
 
 def _option(name: str, value: Any):
     if name == "spread":
@@ -212,59 +244,82 @@ def _option(name: str, value: Any):
         return checks.non_negative(name, value)
     if name == "maximize":
         if not isinstance(value, bool):
-            raise TypeError(f"maximize must be True or False, got {value!r} of type {type(value).__name__}")
+            raise TypeError(
+                f"maximize must be True or False, got {value!r} of type "
+                f"{type(value).__name__}"
+            )
         return value
     if value is not None and not isinstance(value, bool):  # foreach
-        raise TypeError(f"foreach must be None, True or False, got {value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"foreach must be None, True or False, got {value!r} of type "
+            f"{type(value).__name__}"
+        )
     return value
 
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name} must be a number or a one-element tensor, got a tensor of shape {list(value.shape)}")
+            raise ValueError(
+                f"{name} must be a number or a one-element tensor, got a "
+                f"tensor of shape {list(value.shape)}"
+            )
         value = value.item()
     if not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a real number, got {value!r} of type "
+            f"{type(value).__name__}"
+        )
     return value
 
 
-# -- the optimizers -----------------------------------------------------------------------
+# -- the optimizers ------------------------------------------------------------
+
 
 class CenteredRMSprop(torch.optim.Optimizer):
-    """Centered RMSprop as library ``library`` publishes it (see :mod:`graves.frameworks`),
-    a ``torch.optim.Optimizer``.  Build one with :func:`make`, or use :class:`RMSpropGraves`.
+    """Centered RMSprop as library ``library`` publishes it (see
+    :mod:`graves.frameworks`), a ``torch.optim.Optimizer``.  Build one with
+    :func:`make`, or use :class:`RMSpropGraves`.
 
     The constructor takes the library's keywords (names and defaults as in
     ``graves.frameworks.make(library, ...)``, and checked by it) and the options
-    in :data:`OPTIONS`.  A parameter group may override any of them.  Each
-    group stores the hyperparameters under the graves names ``lr``, ``alpha``,
+    in :data:`OPTIONS`.  A parameter group may override any of them.  Each group
+    stores the hyperparameters under the graves names ``lr``, ``alpha``,
     ``momentum`` and ``eps`` (so schedulers find ``lr``), the library's
-    variant-fixing keywords (``centered``, Optax's flags), and the options.  Every
-    group is checked again before each step; a step that raises changes nothing.
+    variant-fixing keywords (``centered``, Optax's flags), and the options.
+    Every group is checked again before each step; a step that raises changes
+    nothing.
 
-    The state of a parameter is ``n`` (mean square; ``s``, the spread n − g², with
-    ``spread="recursive"``), ``g`` (mean gradient), ``delta`` (momentum buffer) and
-    ``step`` (a count, as in ``torch.optim``).
+    The state of a parameter is ``n`` (mean square; ``s``, the spread n − g²,
+    with ``spread="recursive"``), ``g`` (mean gradient), ``delta`` (momentum
+    buffer) and ``step`` (a count, as in ``torch.optim``).
     """
 
     library: ClassVar[str] = "chainer"
 
     def __init__(self, params, **kwargs):
-        options = {k: _option(k, kwargs.pop(k, default)) for k, default in OPTIONS.items()}
+        options = {
+            k: _option(k, kwargs.pop(k, default))
+            for k, default in OPTIONS.items()
+        }
         unknown = [k for k in kwargs if k not in self._library_keywords()]
         if unknown:
             raise TypeError(
-                f"{type(self).__name__} ({self.library!r}) got unexpected keyword argument(s) {unknown}; "
+                f"{type(self).__name__} ({self.library!r}) got unexpected "
+                f"keyword argument(s) {unknown}; "
                 f"it accepts {self._accepted()}"
-                + (" (nonfinite, block_size, threads and compiled belong to the numpy optimizers)"
-                   if set(unknown) & set(frameworks.RUN_OPTIONS) else "")
+                + (
+                    " (nonfinite, block_size, threads and compiled belong to "
+                    "the numpy optimizers)"
+                    if set(unknown) & set(frameworks.RUN_OPTIONS)
+                    else ""
+                )
             )
         self._configurations: dict = {}
         defaults = {**self._translate(kwargs), **options}
         super().__init__(params, defaults)
 
-    # -- the library's keywords, by graves.frameworks -----------------------------------------
+    # -- the library's keywords, by graves.frameworks --------------------------
 
     @classmethod
     def _framework(cls) -> type:
@@ -276,14 +331,23 @@ class CenteredRMSprop(torch.optim.Optimizer):
 
     @classmethod
     def _accepted(cls) -> str:
-        return ", ".join(cls._library_keywords()) + " and the options " + ", ".join(OPTIONS)
+        return (
+            ", ".join(cls._library_keywords())
+            + " and the options "
+            + ", ".join(OPTIONS)
+        )
 
     @classmethod
     def _translate(cls, library_kwargs: dict) -> dict:
-        """Group entries (graves names and the library's config) from library keywords,
-        checked and completed with the library's defaults by ``frameworks.make``."""
+        """Group entries (graves names and the library's config) from library
+        keywords, checked and completed with the library's defaults by
+        ``frameworks.make``."""
         reference = frameworks.make(cls.library, **library_kwargs)
-        config = {k: v for k, v in reference.library_kwargs().items() if k not in cls._framework().renames}
+        config = {
+            k: v
+            for k, v in reference.library_kwargs().items()
+            if k not in cls._framework().renames
+        }
         return {**reference.hyperparameters(), **config}
 
     def _in_library_keywords(self, entries: dict) -> dict:
@@ -293,18 +357,33 @@ class CenteredRMSprop(torch.optim.Optimizer):
         return kwargs
 
     def add_param_group(self, param_group: dict) -> None:
-        """Add a group; its hyperparameters may be given by the library's names or the graves names."""
+        """Add a group; its hyperparameters may be given by the library's names
+        or the graves names."""
         group = dict(param_group)
         fw = self._framework()
-        given = {k: group.pop(k) for k in list(group) if k in self._library_keywords()}
+        given = {
+            k: group.pop(k)
+            for k in list(group)
+            if k in self._library_keywords()
+        }
         if given:
-            both = [k for k in given if fw.renames.get(k, k) != k and fw.renames[k] in group]
+            both = [
+                k
+                for k in given
+                if fw.renames.get(k, k) != k and fw.renames[k] in group
+            ]
             if both:
                 raise ValueError(
-                    f"a parameter group gives {both[0]!r} and {fw.renames[both[0]]!r}, the same hyperparameter twice"
+                    f"a parameter group gives {both[0]!r} and "
+                    f"{fw.renames[both[0]]!r}, the same hyperparameter twice"
                 )
-            current = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
-            group.update(self._translate({**self._in_library_keywords(current), **given}))
+            current = {
+                **self.defaults,
+                **{k: v for k, v in group.items() if k != "params"},
+            }
+            group.update(
+                self._translate({**self._in_library_keywords(current), **given})
+            )
         for k in OPTIONS:
             if k in group:
                 group[k] = _option(k, group[k])
@@ -312,46 +391,68 @@ class CenteredRMSprop(torch.optim.Optimizer):
         self._configuration(candidate)  # raises before the group is added
         super().add_param_group(group)
 
-    def _configuration(self, group: dict) -> tuple[dict, CenteredVariant, float]:
-        """The checked hyperparameters of ``group``, its variant and the initial ``n``."""
+    def _configuration(
+        self, group: dict
+    ) -> tuple[dict, CenteredVariant, float]:
+        """The checked hyperparameters of ``group``, its variant and the initial
+        ``n``."""
         fw = self._framework()
-        hyper = {g: getattr(fw, g).check(g, _number(g, group[g])) for g in HYPERPARAMETERS}
+        hyper = {
+            g: getattr(fw, g).check(g, _number(g, group[g]))
+            for g in HYPERPARAMETERS
+        }
         for k in OPTIONS:
             _option(k, group[k])
         key = tuple((k, group[k]) for k in (*fw.config_checks, "spread"))
         if key not in self._configurations:
-            config = {k: check(k, group[k]) for k, check in fw.config_checks.items()}
+            config = {
+                k: check(k, group[k]) for k, check in fw.config_checks.items()
+            }
             variant, initial_n = fw.configure(config)
             variant = variant._replace(spread=group["spread"])
-            core.check_variant(variant)  # e.g. spread="recursive" needs centered=True
+            # e.g. spread="recursive" needs centered=True
+            core.check_variant(variant)
             unsupported = [
-                f for f in variant._fields
-                if f not in _IMPLEMENTED and getattr(variant, f) != CenteredVariant._field_defaults[f]
+                f
+                for f in variant._fields
+                if f not in _IMPLEMENTED
+                and getattr(variant, f) != CenteredVariant._field_defaults[f]
             ]
             if unsupported:
                 raise NotImplementedError(
-                    f"graves.torch does not implement the CenteredVariant option(s) {unsupported} "
-                    f"of this {self.library!r} configuration; graves.frameworks (numpy) does"
+                    "graves.torch does not implement the CenteredVariant "
+                    f"option(s) {unsupported} "
+                    f"of this {self.library!r} configuration; "
+                    "graves.frameworks (numpy) does"
                 )
             self._configurations[key] = (variant, float(initial_n))
         return (hyper, *self._configurations[key])
 
-    # -- the step ---------------------------------------------------------------------------
+    # -- the step --------------------------------------------------------------
 
-    def _init_state(self, p: torch.Tensor, variant: CenteredVariant, initial_n: float) -> dict:
+    def _init_state(
+        self, p: torch.Tensor, variant: CenteredVariant, initial_n: float
+    ) -> dict:
         state = self.state[p]
         if not state:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)
             # with g = 0 at the start, the spread s = n - g² starts where n does
             key = "s" if variant.spread == "recursive" else "n"
-            state[key] = torch.full_like(p, initial_n, memory_format=torch.preserve_format)
-            state["g"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[key] = torch.full_like(
+                p, initial_n, memory_format=torch.preserve_format
+            )
+            state["g"] = torch.zeros_like(
+                p, memory_format=torch.preserve_format
+            )
+            state["delta"] = torch.zeros_like(
+                p, memory_format=torch.preserve_format
+            )
         return state
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One step on every parameter that has a gradient; returns ``closure()``'s loss, if given."""
+        """One step on every parameter that has a gradient; returns
+        ``closure()``'s loss, if given."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -363,15 +464,24 @@ class CenteredRMSprop(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             kept = "s" if configuration[1].spread == "recursive" else "n"
             for p in params:
-                if self.state.get(p) and kept not in self.state[p]:  # get: no empty entry
+                # get: no empty entry
+                if self.state.get(p) and kept not in self.state[p]:
                     raise ValueError(
-                        f"a parameter's state holds {'s' if kept == 'n' else 'n'}, but its group now has "
-                        f"spread={group['spread']!r}; the spread cannot change during training"
+                        "a parameter's state holds "
+                        f"{'s' if kept == 'n' else 'n'}, but its group now has "
+                        f"spread={group['spread']!r}; the spread cannot change "
+                        "during training"
                     )
                 if p.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse "
+                        "gradients"
+                    )
                 if torch.is_complex(p):
-                    raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support complex "
+                        "parameters"
+                    )
             plans.append((group, configuration, params))
 
         for group, (hyper, variant, initial_n), params in plans:
@@ -379,9 +489,12 @@ class CenteredRMSprop(torch.optim.Optimizer):
                 continue
             states = [self._init_state(p, variant, initial_n) for p in params]
             foreach = group["foreach"]
-            if foreach is None:  # as torch.optim: foreach by default where the kernels exist
+            # as torch.optim: foreach by default where the kernels exist
+            if foreach is None:
                 foreach = all(p.device.type == "cuda" for p in params)
-            options = dict(weight_decay=group["weight_decay"], maximize=group["maximize"])
+            options = dict(
+                weight_decay=group["weight_decay"], maximize=group["maximize"]
+            )
             if foreach:
                 _foreach_update(params, states, hyper, variant, options)
             else:
@@ -401,36 +514,55 @@ def _loop_update(params, states, hyper, variant, options) -> None:
         state["step"] += 1
         grads, n, g, delta = _tensors([p], [state])
         grads = _effective_grads(ops, [p], grads, **options)
-        centered_rmsprop_(ops, [p], grads, n, g, delta, **hyper, variant=variant, step=int(state["step"].item()))
+        centered_rmsprop_(
+            ops,
+            [p],
+            grads,
+            n,
+            g,
+            delta,
+            **hyper,
+            variant=variant,
+            step=int(state["step"].item()),
+        )
 
 
 def _foreach_update(params, states, hyper, variant, options) -> None:
     ops = _Foreach
-    buckets: dict = {}  # the foreach kernels need one device and dtype; bias correction one step count
+    # the foreach kernels need one device and dtype; bias correction one step
+    # count
+    buckets: dict = {}
     for p, state in zip(params, states):
         state["step"] += 1
-        key = (p.device, p.dtype, int(state["step"].item()) if variant.bias_correction else 1)
+        key = (
+            p.device,
+            p.dtype,
+            int(state["step"].item()) if variant.bias_correction else 1,
+        )
         buckets.setdefault(key, ([], []))
         buckets[key][0].append(p)
         buckets[key][1].append(state)
     for (_, _, step), (ps, ss) in buckets.items():
         grads, n, g, delta = _tensors(ps, ss)
         grads = _effective_grads(ops, ps, grads, **options)
-        centered_rmsprop_(ops, ps, grads, n, g, delta, **hyper, variant=variant, step=step)
+        centered_rmsprop_(
+            ops, ps, grads, n, g, delta, **hyper, variant=variant, step=step
+        )
 
 
 class RMSpropGraves(CenteredRMSprop):
-    """Graves' centered RMSprop with momentum (arXiv:1308.0850, eqs. 38-41), Chainer's names
-    and defaults, as ``graves.RMSpropGraves``::
+    """Graves' centered RMSprop with momentum (arXiv:1308.0850, eqs. 38-41),
+    Chainer's names and defaults, as ``graves.RMSpropGraves``::
 
         n ← α n + (1−α) ∇²
         g ← α g + (1−α) ∇
         Δ ← momentum Δ − lr ∇ / √(n − g² + eps)
         w ← w + Δ
 
-    ``lr`` sits inside Δ: a scheduler's new ``lr`` scales only new contributions.
-    ``spread="recursive"`` keeps s = n − g² by its recursion, as ``graves.RMSpropGraves``
-    does with that option: the same step in exact arithmetic, never a negative spread.
+    ``lr`` sits inside Δ: a scheduler's new ``lr`` scales only new
+    contributions. ``spread="recursive"`` keeps s = n − g² by its recursion, as
+    ``graves.RMSpropGraves`` does with that option: the same step in exact
+    arithmetic, never a negative spread.
     """
 
     library = "chainer"
@@ -449,25 +581,41 @@ class RMSpropGraves(CenteredRMSprop):
         foreach: bool | None = None,
     ):
         super().__init__(
-            params, lr=lr, alpha=alpha, momentum=momentum, eps=eps,
-            spread=spread, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
+            params,
+            lr=lr,
+            alpha=alpha,
+            momentum=momentum,
+            eps=eps,
+            spread=spread,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
         )
 
 
 @functools.cache
 def optimizer_class(name: str) -> type[CenteredRMSprop]:
-    """The optimizer class of library ``name`` (one of :data:`graves.frameworks.LIBRARIES`),
-    for code that takes a class, such as ``ZeroRedundancyOptimizer(optimizer_class=...)``."""
+    """The optimizer class of library ``name`` (one of
+    :data:`graves.frameworks.LIBRARIES`), for code that takes a class, such as
+    ``ZeroRedundancyOptimizer(optimizer_class=...)``."""
     fw = frameworks._library_class(name)  # checks the name
     if name == RMSpropGraves.library:
         return RMSpropGraves
-    doc = f"{fw.__name__} of graves.frameworks as a torch.optim.Optimizer; see :class:`CenteredRMSprop`."
-    return type(fw.__name__, (CenteredRMSprop,), {"library": name, "__doc__": doc, "__module__": __name__})
+    doc = (
+        f"{fw.__name__} of graves.frameworks as a torch.optim.Optimizer; "
+        "see :class:`CenteredRMSprop`."
+    )
+    return type(
+        fw.__name__,
+        (CenteredRMSprop,),
+        {"library": name, "__doc__": doc, "__module__": __name__},
+    )
 
 
 def make(name: str, params, **kwargs) -> CenteredRMSprop:
-    """The centered RMSprop of library ``name`` over ``params``, configured with that library's
-    keyword names and defaults (as ``graves.frameworks.make``), plus the options in
-    :data:`OPTIONS` (``spread``, ``weight_decay``, ``maximize``, ``foreach``); e.g.
+    """The centered RMSprop of library ``name`` over ``params``, configured with
+    that library's keyword names and defaults (as ``graves.frameworks.make``),
+    plus the options in :data:`OPTIONS` (``spread``, ``weight_decay``,
+    ``maximize``, ``foreach``); e.g.
     ``make("tf1", model.parameters(), learning_rate=1e-3, centered=True)``."""
     return optimizer_class(name)(params, **kwargs)
