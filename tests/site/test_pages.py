@@ -81,10 +81,9 @@ MACHINE_PATH = re.compile(
     re.MULTILINE,
 )
 
-# Pages whose stored outputs still hold such paths (chapter 11: a cProfile listing of functions
-# defined in cells names their /tmp/ipykernel_... files). strict: the check fails as soon as a page
-# is clean, so that its mark is removed and the page is held to it from then on.
-STILL_WITH_PATHS = {"11_performance.html"}
+# Pages whose stored outputs still hold such paths (none now). strict: the check fails as soon as
+# a page listed here is clean, so that its mark is removed and the page is held to it from then on.
+STILL_WITH_PATHS: set[str] = set()
 
 
 @pytest.mark.parametrize("page", [
