@@ -53,16 +53,34 @@ def page_texts(span):
     return [reader.pages[i].extract_text() or "" for i in range(*span)]
 
 
+def start_extraction():
+    """Start reading the PDF's text in worker processes; (page count, pool, futures), or None
+    when there is no PDF.
+
+    pypdf parses each page's content stream in Python, so the pages are split over the cores.
+    This starts when pytest collects the module, before the browser checks run, so that the
+    parsing proceeds while the browser tests wait for their pages."""
+    if not PDF.exists():
+        return None
+    count, workers = len(pypdf.PdfReader(str(PDF)).pages), min(4, os.cpu_count() or 1)
+    cuts = [count * k // workers for k in range(workers + 1)]
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    return count, pool, [pool.submit(page_texts, span) for span in zip(cuts, cuts[1:])]
+
+
+EXTRACTION = start_extraction()
+
+
 @pytest.fixture(scope="module")
 def pdf():
-    if not PDF.exists():
+    if EXTRACTION is None:
         pytest.fail("_build/pdf/book.pdf is missing: `make pdf` builds it (`make test` does)")
+    count, pool, parts = EXTRACTION
+    try:
+        pages = [text for part in parts for text in part.result()]
+    finally:
+        pool.shutdown()
     reader = pypdf.PdfReader(str(PDF))
-    # pypdf parses each page's content stream in Python: split the pages over the cores
-    count, workers = len(reader.pages), min(4, os.cpu_count() or 1)
-    cuts = [count * k // workers for k in range(workers + 1)]
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        pages = [text for part in pool.map(page_texts, zip(cuts, cuts[1:])) for text in part]
     assert len(pages) == count
     return reader, pages, squash("\n".join(pages))
 
