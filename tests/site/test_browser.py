@@ -338,7 +338,8 @@ LAYOUT_FACTS = """() => {
     .map(p => { const lines = p.textContent.split('\\n');
       const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
       return `${longest.length} columns, ${p.scrollWidth - p.clientWidth} px hidden: ${longest.trim().slice(0, 70)}`; });
-  const plots = Array.from(article.querySelectorAll('.cell_output img, figure img')).filter(shown).map(i => ({
+  // every image of the article is a plot (an output, a figure, or a glued figure)
+  const plots = Array.from(article.querySelectorAll('img')).filter(shown).map(i => ({
     src: i.getAttribute('src'), natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
     svg: /\\.svg$/i.test(i.getAttribute('src') || '')}));
   return {wide, plots};
