@@ -20,9 +20,10 @@ a phone (390 px) in dark mode:
 - on the desktop, with every solution open, no code block or output (`pre`) scrolls sideways: the
   column holds 80 columns of code (site.css), and code and outputs keep to them; the code of a
   hidden plotting cell is exempt (`STILL_WIDE` lists pages whose notebooks still print wider);
-- every plot is sharp and its letters readable (book/book_figures.py): the image has at least 1.5
-  image pixels per CSS px on the desktop, and its smallest letters (`MIN_POINTS`) measure at least
-  10 CSS px there and 6 on the phone (`STILL_OLD_FIGURES` lists pages not yet drawn that way).
+- every plot is sharp and its letters readable (book/book_figures.py): the image carries its
+  display width, has at least 1.5 image pixels per CSS px shown on the desktop, and its smallest
+  letters (`MIN_POINTS` at display width) measure at least 10 CSS px there and 6 on the phone
+  (`STILL_OLD_FIGURES` lists pages not yet drawn that way).
 
 The pages are checked several at a time, in separate browser contexts of one Chromium: while one
 page runs axe-core, the next ones load and typeset their math (see `run_jobs`).
@@ -341,21 +342,26 @@ LAYOUT_FACTS = """() => {
   // every image of the article is a plot (an output, a figure, or a glued figure)
   const plots = Array.from(article.querySelectorAll('img')).filter(shown).map(i => ({
     src: i.getAttribute('src'), natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
-    svg: /\\.svg$/i.test(i.getAttribute('src') || '')}));
+    // the display width book_figures stores in the output's metadata (myst-nb writes it as style)
+    width: parseFloat(i.style.width) || 0, svg: /\\.svg$/i.test(i.getAttribute('src') || '')}));
   return {wide, plots};
 }"""
 
 
 def plot_problems(plots, letters, need_density):
-    """Plots blurred (fewer than 1.5 image pixels per CSS px) or lettered smaller than `letters` CSS px."""
+    """Plots without a display width, blurred (fewer than 1.5 image pixels per CSS px shown) or
+    lettered smaller than `letters` CSS px."""
     problems = []
     smallest = book_figures.MIN_POINTS * book_figures.DPI / 72  # CSS px at display size
     for plot in plots:
         if plot["svg"]:
             continue
+        if not plot["width"]:
+            problems.append(f"{plot['src']}: no display width, not drawn by book_figures")
+            continue
         density = plot["natural"] / plot["shown"]
-        # drawn at DENSITY image px per CSS px: shown / (natural / DENSITY) is its scale on the page
-        letter = smallest * plot["shown"] / (plot["natural"] / book_figures.DENSITY)
+        # shown / display width is the plot's scale on the page, and its letters' too
+        letter = smallest * plot["shown"] / plot["width"]
         if need_density and density < 1.5:
             problems.append(f"{plot['src']}: {density:.2f} image px per CSS px, blurred on a high-DPI screen")
         if letter < letters:
