@@ -27,7 +27,8 @@
   // end ema_update
 
   // start sgd_step
-  // velocity <- momentum * velocity - lr * grad;  w <- w + velocity   (graves.core.sgd_step)
+  // velocity <- momentum * velocity - lr * grad;  w <- w + velocity
+  // (graves.core.sgd_step)
   function sgdStep(w, grad, state, lr, momentum) {
     var v = state.velocity;
     for (var i = 0; i < w.length; i++) {
@@ -39,7 +40,8 @@
   // end sgd_step
 
   // start rmsprop_step
-  // n <- alpha n + (1 - alpha) grad^2;  w <- w - lr grad / sqrt(n + eps)   (graves.core.rmsprop_step)
+  // n <- alpha n + (1 - alpha) grad^2;  w <- w - lr grad / sqrt(n + eps)
+  // (graves.core.rmsprop_step)
   function rmspropStep(w, grad, state, lr, alpha, eps) {
     var n = state.n, sq = new Float64Array(w.length);
     for (var i = 0; i < w.length; i++) sq[i] = grad[i] * grad[i];
@@ -52,16 +54,20 @@
   // end rmsprop_step
 
   // start centered_rmsprop_step
-  // Graves' eqs. 38-41 with the constants placed as `variant` says        (graves.core.centered_rmsprop_step)
-  // spread "recursive": the state holds s = n - g^2 in place of n (graves.core.SpreadState)
-  var GRAVES = { epsInSqrt: true, lrInBuffer: true, nesterov: false, biasCorrection: false, centered: true,
-                 spread: "difference" };
+  // Graves' eqs. 38-41 with the constants placed as `variant` says
+  // (graves.core.centered_rmsprop_step); spread "recursive": the state holds
+  // s = n - g^2 in place of n (graves.core.SpreadState)
+  var GRAVES = { epsInSqrt: true, lrInBuffer: true, nesterov: false,
+                 biasCorrection: false, centered: true, spread: "difference" };
 
-  function centeredRmspropStep(w, grad, state, lr, alpha, momentum, eps, variant, step) {
+  function centeredRmspropStep(w, grad, state, lr, alpha, momentum, eps,
+                               variant, step) {
     variant = variant || GRAVES;
     var n = state.n, g = state.g, delta = state.delta, size = w.length, i;
     var recursive = variant.spread === "recursive";
-    if (recursive) { // s <- alpha s + alpha (1 - alpha) (grad - g')^2, g' the mean before the step
+    if (recursive) {
+      // s <- alpha s + alpha (1 - alpha) (grad - g')^2, g' the mean before
+      // the step
       var c = alpha * (1 - alpha);
       for (i = 0; i < size; i++) {
         var e = grad[i] - g[i];
@@ -76,7 +82,8 @@
     }
     // Math.pow, like C's pow, need not round correctly: with bias correction
     // the last bit of the correction may differ from numpy's alpha**step.
-    var correction = variant.biasCorrection ? 1 - Math.pow(alpha, step === undefined ? 1 : step) : 1;
+    var count = step === undefined ? 1 : step;
+    var correction = variant.biasCorrection ? 1 - Math.pow(alpha, count) : 1;
     for (i = 0; i < size; i++) {
       var s; // the spread n - g^2 (uncentered: n alone)
       if (recursive) {
@@ -91,7 +98,8 @@
       }
       var d = variant.epsInSqrt ? Math.sqrt(s + eps) : Math.sqrt(s) + eps;
       var u = grad[i] / d;
-      if (variant.lrInBuffer) { // eq. 40, and eq. 41 with the sign folded into the buffer
+      if (variant.lrInBuffer) {
+        // eq. 40, and eq. 41 with the sign folded into the buffer
         var step_ = u * lr;
         delta[i] = delta[i] * momentum - step_;
         if (variant.nesterov) w[i] = w[i] + (delta[i] * momentum - step_);
@@ -103,7 +111,7 @@
     }
   }
 
-  // Graves' RMSprop as published                                           (graves.core.graves_step)
+  // Graves' RMSprop as published (graves.core.graves_step)
   function gravesStep(w, grad, state, lr, alpha, momentum, eps) {
     centeredRmspropStep(w, grad, state, lr, alpha, momentum, eps, GRAVES);
   }
