@@ -116,7 +116,9 @@ def main() -> None:
         mp.spawn(rank_main, args=(port, out), nprocs=2, join=True)
         ranks = [torch.load(os.path.join(out, f"rank{r}.pt")) for r in (0, 1)]
     alone = single_process()
-    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a, b))  # noqa: E731
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a, b))
+
     untrained = list(new_model().parameters())
     report = {"processes": 2, "steps": STEPS,
               "trained": not same(alone, untrained)}
