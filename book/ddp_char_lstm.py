@@ -116,6 +116,7 @@ def main() -> None:
         mp.spawn(rank_main, args=(port, out), nprocs=2, join=True)
         ranks = [torch.load(os.path.join(out, f"rank{r}.pt")) for r in (0, 1)]
     alone = single_process()
+
     def same(a, b):
         return all(torch.equal(x, y) for x, y in zip(a, b))
 
