@@ -150,97 +150,38 @@ def _count_nonfinite_segments_loop(
     return count
 
 
-def _graves_segments_loop(w_at, grad_at, offsets, n, g, delta, c, first, last):
-    # _graves_loop on each stretch of an array among elements first..last of the
-    # table; c holds lr, alpha, 1 − alpha, momentum, eps in the arrays' dtype
+def _graves_segments_loop(w_at, grad_at, offsets, a, g, delta, c, first, last):
+    # Graves' step on each stretch of an array among elements first..last of the
+    # table.  The constants name the spread: five (lr, alpha, 1 − alpha,
+    # momentum, eps) for the difference n − g², where ``a`` is n; six, with
+    # alpha(1 − alpha) fourth, for the recursion, where ``a`` is s.
     k = _first_segment(offsets, first)
     while k < w_at.size and offsets[k] < last:
-        w, lo, hi = _stretch(w_at, offsets, k, first, last, n)
-        grad = _stretch(grad_at, offsets, k, first, last, n)[0]
-        _graves_kernel(
-            w,
-            grad,
-            n[lo:hi],
-            g[lo:hi],
-            delta[lo:hi],
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            c[4],
-        )
-        k += 1
-
-
-def _graves_recursive_segments_loop(
-    w_at, grad_at, offsets, s, g, delta, c, first, last
-):
-    # _graves_recursive_loop on each stretch of an array among elements
-    # first..last of the table; c holds lr, alpha, 1 − alpha, alpha(1 − alpha),
-    # momentum, eps
-    k = _first_segment(offsets, first)
-    while k < w_at.size and offsets[k] < last:
-        w, lo, hi = _stretch(w_at, offsets, k, first, last, s)
-        grad = _stretch(grad_at, offsets, k, first, last, s)[0]
-        _graves_recursive_kernel(
-            w,
-            grad,
-            s[lo:hi],
-            g[lo:hi],
-            delta[lo:hi],
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            c[4],
-            c[5],
-        )
+        w, lo, hi = _stretch(w_at, offsets, k, first, last, a)
+        grad = _stretch(grad_at, offsets, k, first, last, a)[0]
+        if c.size == 6:
+            _graves_recursive_kernel(
+                w, grad, a[lo:hi], g[lo:hi], delta[lo:hi],
+                c[0], c[1], c[2], c[3], c[4], c[5],
+            )
+        else:
+            _graves_kernel(
+                w, grad, a[lo:hi], g[lo:hi], delta[lo:hi],
+                c[0], c[1], c[2], c[3], c[4],
+            )
         k += 1
 
 
 def _graves_checked_segments_loop(
-    w_at,
-    grad_at,
-    offsets,
-    n,
-    g,
-    delta,
-    c,
-    bits_like,
-    exponent_mask,
-    first,
-    last,
+    w_at, grad_at, offsets, a, g, delta, c, bits_like, mask, first, last
 ):
     # the check, then the step if every gradient is finite: one thread's call
     bad = _count_nonfinite_segments_kernel(
-        grad_at, offsets, bits_like, exponent_mask, first, last
+        grad_at, offsets, bits_like, mask, first, last
     )
     if bad == 0:
         _graves_segments_kernel(
-            w_at, grad_at, offsets, n, g, delta, c, first, last
-        )
-    return bad
-
-
-def _graves_recursive_checked_segments_loop(
-    w_at,
-    grad_at,
-    offsets,
-    s,
-    g,
-    delta,
-    c,
-    bits_like,
-    exponent_mask,
-    first,
-    last,
-):
-    bad = _count_nonfinite_segments_kernel(
-        grad_at, offsets, bits_like, exponent_mask, first, last
-    )
-    if bad == 0:
-        _graves_recursive_segments_kernel(
-            w_at, grad_at, offsets, s, g, delta, c, first, last
+            w_at, grad_at, offsets, a, g, delta, c, first, last
         )
     return bad
 
@@ -339,11 +280,7 @@ if AVAILABLE:
     _stretch = _jit(_stretch)
     _count_nonfinite_segments_kernel = _jit(_count_nonfinite_segments_loop)
     _graves_segments_kernel = _jit(_graves_segments_loop)
-    _graves_recursive_segments_kernel = _jit(_graves_recursive_segments_loop)
     _graves_checked_segments_kernel = _jit(_graves_checked_segments_loop)
-    _graves_recursive_checked_segments_kernel = _jit(
-        _graves_recursive_checked_segments_loop
-    )
     _header_length_kernel = _jit(_header_length_loop)
     _read_headers_kernel = _jit(_read_headers_loop)
     _headers_unchanged_kernel = _jit(_headers_unchanged_loop)
@@ -583,16 +520,14 @@ def constants(
     return np.array([np.dtype(dtype).type(v) for v in values], dtype=dtype)
 
 
+# One set of loops for both spreads: the constants say which step they take.
 _SEGMENT_KERNELS: dict[Callable, SegmentKernels] = (
-    {
-        core.graves_step: _segment_kernels(
+    dict.fromkeys(
+        (core.graves_step, core.graves_recursive_step),
+        _segment_kernels(
             _graves_segments_kernel, _graves_checked_segments_kernel
         ),
-        core.graves_recursive_step: _segment_kernels(
-            _graves_recursive_segments_kernel,
-            _graves_recursive_checked_segments_kernel,
-        ),
-    }
+    )
     if AVAILABLE
     else {}
 )
