@@ -189,22 +189,10 @@ class PackedCall:
     def same_call(self, params, grads, state: dict) -> bool:
         """True if ``params``, ``grads`` and ``state`` hold the same objects as
         this call."""
-        keys = self.keys
-        try:
-            if (
-                list(params) != keys
-                or len(grads) != len(keys)
-                or len(state) != len(keys)
-            ):
-                return False
-            values = list(params.values())
-            grad_values = (
-                list(grads.values())
-                if list(grads) == keys
-                else list(map(grads.__getitem__, keys))
-            )
-        except (TypeError, KeyError, AttributeError):
+        in_order = values_in_order(self.keys, params, grads, state)
+        if in_order is None:
             return False
+        values, grad_values = in_order
         return (
             all(map(operator.is_, values, self.params))
             and all(map(operator.is_, grad_values, self.grads))
@@ -215,6 +203,28 @@ class PackedCall:
             and list(map(_dtype, values)) == self.dtypes
             and list(map(_dtype, grad_values)) == self.dtypes
         )
+
+
+def values_in_order(keys: list, params, grads, state) -> tuple | None:
+    """``(parameters, gradients)`` as lists in the order of ``keys``, if
+    ``params`` has exactly ``keys`` in that order and ``grads`` and ``state``
+    have as many entries; None otherwise, also for a mapping that fails to
+    answer.  The first test a repeated call of ``update`` must pass."""
+    try:
+        if (
+            list(params) != keys
+            or len(grads) != len(keys)
+            or len(state) != len(keys)
+        ):
+            return None
+        grad_values = (
+            list(grads.values())
+            if list(grads) == keys
+            else list(map(grads.__getitem__, keys))
+        )
+        return list(params.values()), grad_values
+    except (TypeError, KeyError, AttributeError):
+        return None
 
 
 _shape = operator.attrgetter("shape")

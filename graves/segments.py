@@ -195,23 +195,10 @@ class SegmentCall:
     def same_call(self, params, grads, state: dict) -> bool:
         """True if ``params``, ``grads`` and ``state`` hold the same objects as
         this call, with the same shapes, dtypes and flags."""
-        keys = self.keys
-        try:
-            if (
-                len(params) != len(keys)
-                or len(grads) != len(keys)
-                or len(state) != len(keys)
-                or list(params) != keys
-            ):
-                return False
-            values = list(params.values())
-            grad_values = (
-                list(grads.values())
-                if list(grads) == keys
-                else list(map(grads.__getitem__, keys))
-            )
-        except (TypeError, KeyError, AttributeError):
+        in_order = packing.values_in_order(self.keys, params, grads, state)
+        if in_order is None:
             return False
+        values, grad_values = in_order
         if not all(map(operator.is_, state.values(), self.state_items)):
             return False
         if fused.HEADERS_READABLE:
