@@ -697,20 +697,10 @@ class Keras2RMSprop(LibraryRMSprop):
 
     name = "frameworks.keras2"
     _library = "keras2"
-    signature = {
-        "learning_rate": 1e-3,
-        "rho": 0.9,
-        "momentum": 0.0,
-        "epsilon": 1e-7,
-        "centered": False,
-    }
-    renames = {
-        "learning_rate": "lr",
-        "rho": "alpha",
-        "momentum": "momentum",
-        "epsilon": "eps",
-    }
-    config_checks = {"centered": _flag}
+    # Keras 3 kept Keras 2's constructor: the same names and defaults
+    signature = KerasRMSprop.signature
+    renames = KerasRMSprop.renames
+    config_checks = KerasRMSprop.config_checks
     alpha_in_dtype = True
     float32_hyperparameters = ("lr", "alpha", "momentum")
     momentum = _BuiltMomentum(
