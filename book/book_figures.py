@@ -7,10 +7,12 @@ matplotlib figure the notebook shows
   output's metadata (myst-nb gives the page's image that width), so that a high-DPI screen shows
   it sharp and no screen enlarges it;
 - is at most ``MAX_WIDTH`` CSS px wide once cropped (``MAX_WIDTH / DPI`` inches): the text column
-  holds it unscaled on a 1280 px screen, and a phone's 358 px column at half size or more;
+  holds it unscaled on a 1280 px screen, and a phone's 358 px column at three quarters of its
+  size or more;
 - letters everything (ticks, labels, legends, titles, annotations) at ``MIN_POINTS`` pt or more:
-  at least 12.5 CSS px on a desktop and 6.5 on a phone;
-- puts at most ``MAX_PANELS_SIDE_BY_SIDE`` panels side by side; further panels go in rows below.
+  at least 13.9 CSS px on a desktop and 10.3 on a phone;
+- puts ``MAX_PANELS_SIDE_BY_SIDE`` panel in a row: further panels go below it (a colorbar beside
+  its heat map is no panel), since two panels side by side would halve the letters on a phone.
 
 A figure that breaks a rule is not shown: the formatter raises ``ValueError`` naming the rule, and
 the cell's output holds that error, which ``make notebooks``, nbval and tests/test_notebooks.py
@@ -26,17 +28,17 @@ from matplotlib.text import Text
 
 DPI = 100  # figure pixels per inch at display size: 1 in = 100 CSS px
 DENSITY = 2  # image pixels per CSS px
-MAX_WIDTH = 680  # CSS px, after cropping to the drawn content (6.8 in)
-MIN_POINTS = 9  # smallest letters, pt (12.5 CSS px at display size)
-MAX_PANELS_SIDE_BY_SIDE = 2
+MAX_WIDTH = 480  # CSS px, after cropping to the drawn content (4.8 in)
+MIN_POINTS = 10  # smallest letters, pt (13.9 CSS px at display size)
+MAX_PANELS_SIDE_BY_SIDE = 1
 
 STYLE = {
     "figure.dpi": DPI,
-    "figure.figsize": (6.4, 4.0),  # one panel; two side by side: (6.8, 3.0)
+    "figure.figsize": (4.6, 3.2),  # one panel; two stacked: (4.6, 5.6)
     "figure.facecolor": "white",  # dark mode inverts plots drawn on white (book/_static/site.css)
-    "font.size": 10,
+    "font.size": MIN_POINTS,
     "legend.fontsize": MIN_POINTS,
-    "axes.titlesize": 10,
+    "axes.titlesize": MIN_POINTS,
     "xtick.labelsize": MIN_POINTS,
     "ytick.labelsize": MIN_POINTS,
 }
@@ -97,7 +99,7 @@ def render(fig):
     panels = side_by_side(fig)
     if panels > MAX_PANELS_SIDE_BY_SIDE:
         problems.append(f"{panels} panels side by side, at most {MAX_PANELS_SIDE_BY_SIDE}: "
-                        "put the others in rows below")
+                        "stack them, one per row")
     small = small_text(fig)
     if small:
         listed = ", ".join(f"{text[:30]!r} at {size:g} pt" for text, size in small[:5])

@@ -1,6 +1,6 @@
 """Every plot follows the book's figure convention (book/book_figures.py).
 
-The convention's checks themselves fail on planted defects (three panels in a row, small letters,
+The convention's checks themselves fail on planted defects (two panels in a row, small letters,
 a figure too wide, another dpi), and every stored plot of every notebook was drawn by it: a PNG
 at DENSITY image pixels per CSS px, with its display width (at most MAX_WIDTH) in the output's
 metadata, from a notebook whose first code cell calls `book_figures.use()`. Letters and panels
@@ -38,30 +38,37 @@ def styled():
 
 
 def test_a_conforming_figure_is_drawn_at_double_density(styled):
-    fig, axes = plt.subplots(2, 2, figsize=(6.8, 5))
-    image = axes[0, 0].imshow([[1, 2], [3, 4]])
-    fig.colorbar(image, ax=axes[0, 0])  # a colorbar is not a panel
-    axes[0, 1].plot([1, 2, 3], label="a line")
-    axes[0, 1].legend()
-    axes[0, 1].twinx().plot([3, 2, 1])  # nor is a twin
-    axes[1, 0].inset_axes([0.6, 0.6, 0.3, 0.3])  # nor an inset
+    fig, axes = plt.subplots(3, 1, figsize=(4.6, 7))
+    image = axes[0].imshow([[1, 2], [3, 4]])
+    fig.colorbar(image, ax=axes[0])  # a colorbar is not a panel
+    axes[1].plot([1, 2, 3], label="a line")
+    axes[1].legend()
+    axes[1].twinx().plot([3, 2, 1])  # nor is a twin
+    axes[2].inset_axes([0.6, 0.6, 0.3, 0.3])  # nor an inset
     data, width = book_figures.render(fig)
     assert book_figures.png_size(data)[0] == pytest.approx(book_figures.DENSITY * width, abs=1)
     assert width <= book_figures.MAX_WIDTH
 
 
 @pytest.mark.parametrize("defect, message", [
-    (lambda: plt.subplots(1, 3, figsize=(6.8, 3)), "3 panels side by side"),
-    (lambda: plt.subplots(figsize=(9, 3)), "more than 680 px"),
-    (lambda: plt.plot([1, 2], label="x") and plt.legend(fontsize=8), "below 9 pt"),
-    (lambda: plt.subplots()[1].set_xlabel("x", fontsize=7), "below 9 pt"),
-    (lambda: plt.subplots()[1].tick_params(labelsize=8), "below 9 pt"),
+    (lambda: plt.subplots(1, 2, figsize=(4.6, 2.4)), "2 panels side by side"),
+    (lambda: plt.subplots(figsize=(6.4, 3)), "more than 480 px"),
+    (lambda: plt.plot([1, 2], label="x") and plt.legend(fontsize=9), "below 10 pt"),
+    (lambda: plt.subplots()[1].set_xlabel("x", fontsize=9), "below 10 pt"),
+    (lambda: plt.subplots()[1].tick_params(labelsize=9), "below 10 pt"),
     (lambda: plt.subplots(dpi=72), "dpi is 72"),
-], ids=["three-panels", "too-wide", "small-legend", "small-label", "small-ticks", "dpi"])
+], ids=["two-panels", "too-wide", "small-legend", "small-label", "small-ticks", "dpi"])
 def test_a_figure_that_breaks_the_convention_is_refused(styled, defect, message):
     defect()
     with pytest.raises(ValueError, match=message):
         book_figures.render(plt.gcf())
+
+
+def test_the_convention_keeps_letters_readable_on_a_phone():
+    # a phone 390 px wide gives the text column about 358 px; a wider figure is scaled down to it
+    scale = min(1.0, 358 / book_figures.MAX_WIDTH)
+    assert book_figures.MIN_POINTS * book_figures.DPI / 72 * scale >= 10
+    assert book_figures.MIN_POINTS * book_figures.DPI / 72 >= 12.5  # and on a desktop, unscaled
 
 
 def test_side_by_side_counts_rows():

@@ -22,7 +22,7 @@ a phone (390 px) in dark mode:
   hidden plotting cell is exempt (`STILL_WIDE` lists pages whose notebooks still print wider);
 - every plot is sharp and its letters readable (book/book_figures.py): the image carries its
   display width, has at least 1.5 image pixels per CSS px shown on the desktop, and its smallest
-  letters (`MIN_POINTS` at display width) measure at least 10 CSS px there and 6 on the phone
+  letters (`MIN_POINTS` at display width) measure at least 12.5 CSS px there and 10 on the phone
   (`STILL_OLD_FIGURES` lists pages not yet drawn that way).
 
 The pages are checked several at a time, in separate browser contexts of one Chromium: while one
@@ -68,7 +68,7 @@ import book_figures  # noqa: E402  (the figure convention the notebooks draw by)
 STILL_WIDE: set[str] = set()
 STILL_OLD_FIGURES: set[str] = set()
 # letters of a plot, in CSS px: the smallest (book_figures.MIN_POINTS) at the least
-DESKTOP_LETTERS, PHONE_LETTERS = 10, 6
+DESKTOP_LETTERS, PHONE_LETTERS = 12.5, 10
 
 
 def still(page, pending, reason):
