@@ -7,10 +7,10 @@ matplotlib figure the notebook shows
   output's metadata (myst-nb gives the page's image that width), so that a high-DPI screen shows
   it sharp and no screen enlarges it;
 - is at most ``MAX_WIDTH`` CSS px wide once cropped (``MAX_WIDTH / DPI`` inches): the text column
-  holds it unscaled on a 1280 px screen, and a phone's 358 px column at three quarters of its
-  size or more;
+  holds it unscaled on a 1280 px screen, and a 390 px phone, which gives a figure
+  ``PHONE_WIDTH`` px, shrinks it to no less than 72 % of its size;
 - letters everything (ticks, labels, legends, titles, annotations) at ``MIN_POINTS`` pt or more:
-  at least 13.9 CSS px on a desktop and 10.3 on a phone;
+  at least 13.9 CSS px on a desktop and ``PHONE_LETTERS`` (10) on a phone;
 - puts ``MAX_PANELS_SIDE_BY_SIDE`` panel in a row: further panels go below it (a colorbar beside
   its heat map is no panel), since two panels side by side would halve the letters on a phone.
 
@@ -28,8 +28,12 @@ from matplotlib.text import Text
 
 DPI = 100  # figure pixels per inch at display size: 1 in = 100 CSS px
 DENSITY = 2  # image pixels per CSS px
-MAX_WIDTH = 480  # CSS px, after cropping to the drawn content (4.8 in)
 MIN_POINTS = 10  # smallest letters, pt (13.9 CSS px at display size)
+PHONE_WIDTH = 342  # CSS px a 390 px phone gives a figure: the text column less the figure's margins
+PHONE_LETTERS = 10  # CSS px, the smallest letters on that phone
+# CSS px after cropping to the drawn content (4.74 in): a phone shrinks such a figure to PHONE_WIDTH,
+# and its smallest letters to PHONE_LETTERS or more (MIN_POINTS * DPI / 72 * PHONE_WIDTH / MAX_WIDTH)
+MAX_WIDTH = 474
 MAX_PANELS_SIDE_BY_SIDE = 1
 
 STYLE = {
