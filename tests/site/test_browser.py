@@ -86,8 +86,8 @@ def start_page(browser, base_url, page, viewport, mode, axe=False):
     if axe:
         ctx.add_init_script(path=str(AXE))
     tab = ctx.new_page()
-    tab.errors, tab.external = [], []
-    tab.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
+    tab.errors, tab.external, tab.signals = [], [], {}
+    tab.on("console", partial(listen, tab))
     tab.on("pageerror", lambda e: tab.errors.append(str(e)))
     tab.route("**/*", lambda route: (tab.external.append(route.request.url), route.abort())
               if not route.request.url.startswith(base_url) and not route.request.url.startswith("data:")
@@ -124,15 +124,42 @@ LOADED = """() => {
 PENDING = "pending"
 
 
+# a console.debug message with this prefix reports that a wait in the page has ended (see `until`)
+SIGNAL = "__site-check "
+
+
+def listen(tab, message):
+    """Console errors go to `tab.errors`, the page's signals to `tab.signals`."""
+    if message.type == "error":
+        tab.errors.append(message.text)
+    elif message.type == "debug" and message.text.startswith(SIGNAL):
+        key, _, state = message.text[len(SIGNAL):].partition(" ")
+        tab.signals[key] = state
+
+
 def until(tab, predicate, what, timeout=TIMEOUT):
     """Yield PENDING until `predicate` (a JavaScript function) returns true in the page; raise its
-    message if it returns a string, and a timeout after `timeout` ms."""
+    message if it returns a string, and a timeout after `timeout` ms.
+
+    The page asks `predicate` itself, every 20 ms, and says when it is done on the console.  Asking
+    from here would wait for a renderer busy with typesetting or axe-core, while the other pages
+    wait for their next step."""
+    key = f"{len(tab.signals)}-{time.monotonic_ns()}"
+    tab.signals[key] = None
+    tab.evaluate("""([key, prefix]) => { const predicate = (%s);
+        const ask = () => { let state;
+          try { state = predicate(); } catch (e) { state = String(e); }
+          if (state === true) console.debug(prefix + key + ' ');
+          else if (typeof state === 'string') console.debug(prefix + key + ' ' + (state || 'failed'));
+          else setTimeout(ask, 20); };
+        ask(); }""" % predicate, [key, SIGNAL])
     deadline = time.monotonic() + timeout / 1000
     while True:
-        state = tab.evaluate(predicate)
-        if state is True:
+        tab.wait_for_timeout(0)  # a round trip to Playwright's driver, not to the page: delivers its messages
+        state = tab.signals[key]
+        if state == "":
             return
-        if isinstance(state, str):
+        if state is not None:
             raise AssertionError(state)
         if time.monotonic() > deadline:
             raise PlaywrightTimeout(f"{what}: not done after {timeout} ms")
@@ -214,6 +241,25 @@ def settle(tab):
     """Wait until every running animation and transition has ended, then for a rendered frame."""
     tab.evaluate("""() => Promise.all(document.getAnimations().map(a => a.finished.catch(() => null)))
         .then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))""")
+
+
+# settle, as a predicate for `until`: true once the animations running at its first call have ended
+# and a frame has been rendered after them
+SETTLED = """(() => { let settled;
+  return () => {
+    if (settled === undefined) {
+      settled = false;
+      Promise.all(document.getAnimations().map(a => a.finished.catch(() => null)))
+        .then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))
+        .then(() => { settled = true; });
+    }
+    return settled;
+  }; })()"""
+
+
+def settling(tab):
+    """`settle`, yielding PENDING to other jobs while the page's animations run."""
+    yield from until(tab, SETTLED, "animations and a frame")
 
 
 def shot(tab, page, suffix):
@@ -315,7 +361,7 @@ def desktop_job(browser, base_url, page):
         tab.evaluate("() => document.querySelectorAll('.toggle-hidden .toggle-button').forEach(b => b.click())")
         tab.evaluate("() => document.querySelectorAll('details:not(.above-input)').forEach(d => { d.open = true; })")
         yield  # the opened solutions lay out while other jobs run
-        settle(tab)
+        yield from settling(tab)
         return tab.evaluate(LAYOUT_FACTS)
     finally:
         ctx.close()
@@ -430,7 +476,7 @@ def phone_job(browser, base_url, page):
         tab.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
         assert not tab.locator(".dropdown.toggle-hidden").count(), "a solution did not open"
         yield  # the opened solutions lay out while other jobs run
-        settle(tab)
+        yield from settling(tab)
         facts = tab.evaluate(PHONE_FACTS)
         layout = tab.evaluate(LAYOUT_FACTS)
         assert not facts["cut"], "cut off on a 390 px screen:\n" + "\n".join(facts["cut"][:15])
