@@ -140,6 +140,35 @@ def test_stretches_cut_inside_arrays_give_the_same_bits(dtype, monkeypatch):
             np.testing.assert_array_equal(results[0][k], other[k])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_check_counts_every_chunk_of_every_stretch(dtype):
+    """The check reads each stretch in chunks of CHECK_CHUNK elements, last chunk
+    first: a bad element on either side of every chunk boundary, at the ends of
+    the arrays and of the stretches, is counted exactly once, whatever range of
+    elements is asked for."""
+    chunk = fused.CHECK_CHUNK
+    sizes = [2 * chunk + 3, 1, chunk, chunk - 1]
+    rng = np.random.default_rng(7)
+    grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    ws = [np.zeros(n, dtype) for n in sizes]
+    table = segments.Table.of(ws, grads, (np.zeros(sum(sizes), dtype),) * 3)
+    flat_bad = np.zeros(sum(sizes), bool)
+    start = 0
+    for g in grads:
+        for i in {0, chunk - 1, chunk, chunk + 1, 2 * chunk, g.size - 1}:
+            if 0 <= i < g.size:
+                g[i] = (np.nan, np.inf, -np.inf)[i % 3]
+                flat_bad[start + i] = True
+        start += g.size
+    n = table.size
+    cuts = [0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk + 3, n - chunk, n - 1, n]
+    for first in cuts:
+        for last in cuts:
+            if first <= last:
+                expected = int(flat_bad[first:last].sum())
+                assert fused.count_nonfinite_segments(table, first, last) == expected, (first, last)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     sizes=st.lists(st.integers(0, 40), min_size=1, max_size=12),
