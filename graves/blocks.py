@@ -256,7 +256,7 @@ class BlockRunner:
     def all_finite_segments(self, kernels, table) -> bool:
         """True if no gradient of ``table`` (:class:`graves.segments.Table`)
         holds NaN or inf: an exact count, one stretch per thread, each read
-        backwards."""
+        last chunk first (:func:`graves.fused.count_nonfinite_segments`)."""
         cuts = _cuts(table.size, self.threads_for(table.size))
         return sum(_per_range(kernels.check, table, cuts)) == 0
 

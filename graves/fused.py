@@ -461,8 +461,8 @@ class SegmentKernels(NamedTuple):
 
 def count_nonfinite_segments(table, first: int, last: int) -> int:
     """NaN and infinite gradient elements among elements ``first`` to ``last``
-    of ``table`` (a :class:`graves.segments.Table`), read backwards; nothing is
-    written."""
+    of ``table`` (a :class:`graves.segments.Table`), read in chunks of
+    :data:`CHECK_CHUNK`, the last chunk first; nothing is written."""
     return int(
         _count_nonfinite_segments_kernel(
             table.grad_at,
