@@ -107,10 +107,10 @@ def _count_nonfinite_loop(bits, exponent_mask):
 # references to them, so the addresses stay valid.
 
 #: Elements a check reads forwards before stepping back to the chunk before
-#: it.  Large enough (1 MiB of float32) that the hardware prefetcher streams
-#: each chunk at full speed, as it cannot on short chunks read backwards; small
-#: enough that the chunk read last is still in the core's level-2 cache when
-#: the step starts on it.
+#: it.  Long enough (1 MiB of float32, 2 MiB of float64) for the hardware
+#: prefetcher to stream each chunk at full speed, as it cannot on short chunks
+#: taken backwards; short enough that the chunks read last are still in cache
+#: when the step starts on them.
 CHECK_CHUNK = 1 << 18
 
 
