@@ -17,9 +17,10 @@ a phone (390 px) in dark mode:
   which are shown as drawn;
 - the widest display equation scrolls to its end on a phone, in light and dark mode;
 - the sidebar button opens the chapter list on the phone and collapses the sidebar on the desktop;
-- on the desktop, with every solution open, no code block or output (`pre`) scrolls sideways: the
-  column holds 80 columns of code (site.css), and code and outputs keep to them; the code of a
-  hidden plotting cell is exempt (`STILL_WIDE` lists pages whose notebooks still print wider);
+- on the desktop, with every solution and the hidden code of every plotting cell ("Show code cell
+  source") open, no code block or output (`pre`) scrolls sideways: the column holds 80 columns of
+  code (site.css), and code and outputs keep to them (`STILL_WIDE` lists pages whose notebooks
+  are still wider);
 - every plot is sharp and its letters readable (book/book_figures.py): the image carries its
   display width, has at least 1.5 image pixels per CSS px shown on the desktop, and its smallest
   letters (`MIN_POINTS` at display width) measure at least 12.5 CSS px there and 10 on the phone
@@ -357,9 +358,10 @@ def desktop_job(browser, base_url, page):
         assert not tab.external, f"the page tried to reach other hosts: {tab.external}"
         assert not tab.errors, f"console errors: {tab.errors}"
 
-        # open every solution and dropdown, as a reader would; hidden plotting code stays closed
+        # open every solution and dropdown, and the hidden code of every plotting cell, as a reader would
         tab.evaluate("() => document.querySelectorAll('.toggle-hidden .toggle-button').forEach(b => b.click())")
-        tab.evaluate("() => document.querySelectorAll('details:not(.above-input)').forEach(d => { d.open = true; })")
+        tab.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        assert not tab.locator(".dropdown.toggle-hidden, details:not([open])").count(), "a solution or hidden code did not open"
         yield  # the opened solutions lay out while other jobs run
         yield from settling(tab)
         return tab.evaluate(LAYOUT_FACTS)
