@@ -24,10 +24,6 @@ import book_figures  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 
-# Notebooks whose plots were drawn before book_figures. strict: the check fails as soon as a
-# notebook passes, so that its entry is removed and it is held to the convention from then on.
-STILL_OLD_FIGURES: set[str] = set()
-
 
 @pytest.fixture
 def styled():
@@ -118,11 +114,7 @@ def plot_problems(nb_path):
     return problems
 
 
-@pytest.mark.parametrize("nb_path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="plots drawn before book_figures"))
-    if p.stem in STILL_OLD_FIGURES else p
-    for p in NOTEBOOKS
-], ids=lambda p: p.name)
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_plots_follow_the_convention(nb_path):
     problems = plot_problems(nb_path)
     assert not problems, "\n".join(problems[:10])

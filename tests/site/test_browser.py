@@ -19,12 +19,10 @@ a phone (390 px) in dark mode:
 - the sidebar button opens the chapter list on the phone and collapses the sidebar on the desktop;
 - on the desktop, with every solution and the hidden code of every plotting cell ("Show code cell
   source") open, no code block or output (`pre`) scrolls sideways: the column holds 80 columns of
-  code (site.css), and code and outputs keep to them (`STILL_WIDE` lists pages whose notebooks
-  are still wider);
+  code (site.css), and code and outputs keep to them;
 - every plot is sharp and its letters readable (book/book_figures.py): the image carries its
   display width, has at least 1.5 image pixels per CSS px shown on the desktop, and its smallest
-  letters (`MIN_POINTS` at display width) measure at least 12.5 CSS px there and 10 on the phone
-  (`STILL_OLD_FIGURES` lists pages not yet drawn that way).
+  letters (`MIN_POINTS` at display width) measure at least 12.5 CSS px there and 10 on the phone.
 
 The pages are checked several at a time, in separate browser contexts of one Chromium: while one
 page runs axe-core, the next ones load and typeset their math (see `run_jobs`).
@@ -63,19 +61,8 @@ PHONE = {"width": 390, "height": 844}
 sys.path.insert(0, str(ROOT / "book"))
 import book_figures  # noqa: E402  (the figure convention the notebooks draw by)
 
-# Pages whose code or outputs are still wider than the column at 1280 px, and pages whose plots
-# were drawn before book/book_figures.py. strict: the check fails as soon as a page passes, so
-# that its entry is removed and the page is held to the rule from then on.
-STILL_WIDE: set[str] = set()
-STILL_OLD_FIGURES: set[str] = set()
 # letters of a plot, in CSS px: the smallest (book_figures.MIN_POINTS) at the least
 DESKTOP_LETTERS, PHONE_LETTERS = 12.5, 10
-
-
-def still(page, pending, reason):
-    """`page` as a test parameter, marked strict xfail while its stem is in `pending`."""
-    stem = Path(page).stem
-    return pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=reason)) if stem in pending else page
 
 
 def start_page(browser, base_url, page, viewport, mode, axe=False):
@@ -526,13 +513,13 @@ def test_phone_dark(page_results, page):
     outcome(page_results, ("phone", page))
 
 
-@pytest.mark.parametrize("page", [still(p, STILL_WIDE, "code or outputs wider than 80 columns") for p in CONTENT])
+@pytest.mark.parametrize("page", CONTENT)
 def test_code_fits_the_column_at_1280(page_results, page):
     wide = outcome(page_results, ("desktop", page))["wide"]
     assert not wide, f"{len(wide)} code blocks or outputs scroll sideways at 1280 px:\n" + "\n".join(wide[:15])
 
 
-@pytest.mark.parametrize("page", [still(p, STILL_OLD_FIGURES, "plots drawn before book_figures") for p in CONTENT])
+@pytest.mark.parametrize("page", CONTENT)
 def test_plots_sharp_and_readable(page_results, page):
     problems = plot_problems(outcome(page_results, ("desktop", page))["plots"], DESKTOP_LETTERS, True)
     problems += [f"phone: {p}" for p in plot_problems(outcome(page_results, ("phone", page))["plots"], PHONE_LETTERS, False)]

@@ -81,16 +81,8 @@ MACHINE_PATH = re.compile(
     re.MULTILINE,
 )
 
-# Pages whose stored outputs still hold such paths (none now). strict: the check fails as soon as
-# a page listed here is clean, so that its mark is removed and the page is held to it from then on.
-STILL_WITH_PATHS: set[str] = set()
 
-
-@pytest.mark.parametrize("page", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="stored outputs hold machine paths"))
-    if p.name in STILL_WITH_PATHS else p
-    for p in BOOK_PAGES
-], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", BOOK_PAGES, ids=lambda p: p.name)
 def test_outputs_show_no_machine_paths(html_root, page):
     found = []
     for block in blocks(page, "cell_output"):
