@@ -225,14 +225,8 @@ def outcome(results, key):
     return value
 
 
-def settle(tab):
-    """Wait until every running animation and transition has ended, then for a rendered frame."""
-    tab.evaluate("""() => Promise.all(document.getAnimations().map(a => a.finished.catch(() => null)))
-        .then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))""")
-
-
-# settle, as a predicate for `until`: true once the animations running at its first call have ended
-# and a frame has been rendered after them
+# a predicate for `until`: true once the animations and transitions running at its first call have
+# ended and a frame has been rendered after them
 SETTLED = """(() => { let settled;
   return () => {
     if (settled === undefined) {
@@ -246,8 +240,14 @@ SETTLED = """(() => { let settled;
 
 
 def settling(tab):
-    """`settle`, yielding PENDING to other jobs while the page's animations run."""
+    """Wait for SETTLED, yielding PENDING to other jobs while the page's animations run."""
     yield from until(tab, SETTLED, "animations and a frame")
+
+
+def settle(tab):
+    """`settling`, for a caller with no other job to run meanwhile."""
+    for _ in settling(tab):
+        tab.wait_for_timeout(20)
 
 
 def shot(tab, page, suffix):
