@@ -9,7 +9,9 @@ page's noise is regenerated here from its seed by an independent transcription
 of the generator and must agree bit for bit.  Further tests run each JavaScript
 step function against its graves.core original on random inputs (every
 CenteredVariant), open the pages from file://, use the keyboard, check the labels
-and print, and save screenshots to _build/screenshots/explorable-*.png.
+and print, check that the marks' labels under the sliders stay clear of the
+thumbs and of each other, and save screenshots to
+_build/screenshots/explorable-*.png.
 """
 
 import itertools
@@ -22,6 +24,8 @@ import graves
 from graves import core, frameworks
 
 from conftest import HTML, ROOT, require_chromium
+from test_browser import (DESKTOP, DESKTOP_LETTERS, PHONE, PHONE_LETTERS,
+                          open_page, settle)
 
 require_chromium()  # the fixtures base_url and browser (conftest.py) serve the site and drive Chromium
 
@@ -441,3 +445,147 @@ def test_screenshots(browser, base_url, width):
             .map(e => e.tagName + '.' + e.getAttribute('class'))""")
         assert not wide, f"{name}: elements beyond the right edge at {width} px: {wide[:5]}"
     ctx.close()
+
+
+# -- the marks' labels under the sliders --------------------------------------
+
+SLIDERS = ".gx-explorable .gx-slider input"
+# boxes nearer than this touch on the screen: their anti-aliased edges meet
+GAP = 2  # CSS px
+
+
+def expose_thumbs(tab):
+    """window.__thumbs[i]: the thumb of the page's i-th slider (SLIDERS).
+
+    Chromium draws a range input's thumb in a user-agent shadow root, out of
+    the page's reach; the DevTools protocol reaches it and hands it over, so
+    the page measures the thumb that is drawn, not one computed from CSS."""
+    cdp = tab.context.new_cdp_session(tab)
+    try:
+        count = tab.evaluate(
+            f"() => document.querySelectorAll({json.dumps(SLIDERS)}).length")
+        for i in range(count):
+            found = cdp.send("Runtime.evaluate", {"expression": (
+                f"document.querySelectorAll({json.dumps(SLIDERS)})[{i}]")})
+            node = cdp.send("DOM.describeNode", {
+                "objectId": found["result"]["objectId"], "depth": -1,
+                "pierce": True})["node"]
+            thumb = find_thumb(node)
+            assert thumb, f"slider {i}: no thumb in its user-agent shadow root"
+            handle = cdp.send("DOM.resolveNode",
+                              {"backendNodeId": thumb["backendNodeId"]})
+            cdp.send("Runtime.callFunctionOn", {
+                "objectId": handle["object"]["objectId"],
+                "functionDeclaration":
+                    "function (i) { (window.__thumbs ||= [])[i] = this; }",
+                "arguments": [{"value": i}]})
+    finally:
+        cdp.detach()
+    return count
+
+
+def find_thumb(node):
+    attrs = node.get("attributes", [])
+    if dict(zip(attrs[::2], attrs[1::2])).get("id") == "thumb":
+        return node
+    for child in node.get("children", []) + node.get("shadowRoots", []):
+        found = find_thumb(child)
+        if found:
+            return found
+    return None
+
+
+# Every slider of every explorable on the page is moved through its positions
+# (all of a list; nine of a linear scale) and back to its default.  At each
+# position: each shown mark label (its text's box) must lie GAP px or more
+# from every thumb, every other label and the controls' headings, inside its
+# explorable, at `letters` CSS px or more.  Returns the problems, the labels
+# hidden at the default setting, and the least distances seen.
+MARK_LABELS = """([sliders, gap, letters]) => {
+  const inputs = Array.from(document.querySelectorAll(sliders));
+  const text = (e) => { const r = document.createRange();
+    r.selectNodeContents(e); return r.getBoundingClientRect(); };
+  // how far apart two boxes are; negative when they intersect
+  const apart = (a, b) => Math.max(a.left - b.right, b.left - a.right,
+                                   a.top - b.bottom, b.top - a.bottom);
+  const problems = new Set(), hidden = [];
+  const least = {thumb: Infinity, label: Infinity, heading: Infinity};
+  const fixed = (x) => x.toFixed(1);
+  const check = (root, where) => {
+    const name = root.dataset.explorable, edge = root.getBoundingClientRect();
+    const say = (what, anywhere) => problems.add(
+      anywhere ? `${name}: ${what}` : `${name} (${where}): ${what}`);
+    const thumbs = Array.from(root.querySelectorAll('.gx-slider input'))
+      .map(i => window.__thumbs[inputs.indexOf(i)].getBoundingClientRect());
+    const headings = Array.from(
+      root.querySelectorAll('.gx-control-head > *')).map(text);
+    const labels = Array.from(root.querySelectorAll('.gx-mark-label'))
+      .filter(l => getComputedStyle(l).visibility === 'visible')
+      .map(l => ({what: l.textContent, box: text(l),
+                  size: parseFloat(getComputedStyle(l).fontSize)}));
+    labels.forEach((l, i) => {
+      const near = (kind, boxes, whose) => boxes.forEach((b, j) => {
+        const d = apart(l.box, b);
+        least[kind] = Math.min(least[kind], d);
+        if (d < gap) say(`"${l.what}" ${fixed(d)} px from ${whose(j)}`);
+      });
+      near('thumb', thumbs, j => `thumb ${j + 1}`);
+      near('label', labels.slice(i + 1).map(k => k.box),
+           j => `"${labels[i + 1 + j].what}"`);
+      near('heading', headings, j => `"${root.querySelectorAll(
+        '.gx-control-head > *')[j].textContent}"`);
+      const b = l.box;
+      if (b.left < edge.left || b.right > edge.right || b.top < edge.top
+          || b.bottom > edge.bottom) say(`"${l.what}" leaves the explorable`);
+      if (l.size < letters) say(`"${l.what}" at ${l.size} px`, true);
+    });
+  };
+  document.querySelectorAll('.gx-explorable').forEach(root => {
+    root.querySelectorAll('.gx-mark-label').forEach(l => {
+      if (getComputedStyle(l).visibility !== 'visible')
+        hidden.push(`${root.dataset.explorable}: "${l.textContent}"`); });
+    check(root, 'default');
+    root.querySelectorAll('.gx-slider input').forEach(input => {
+      const start = input.value, lo = +input.min, hi = +input.max;
+      const list = +input.step === 1 && hi - lo <= 20;
+      const count = list ? hi - lo : 8;
+      for (let k = 0; k <= count; k++) {
+        input.value = lo + (hi - lo) * k / count;
+        input.dispatchEvent(new Event('input'));
+        check(root, input.getAttribute('aria-valuetext'));
+      }
+      input.value = start;
+      input.dispatchEvent(new Event('input'));
+    });
+  });
+  return {problems: Array.from(problems), hidden, least};
+}"""
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP],
+                         ids=lambda v: f"{v['width']}px")
+def test_mark_labels_clear_of_thumbs_and_each_other(browser, base_url,
+                                                     viewport, mode):
+    """On a phone and on the desktop, in light and dark mode."""
+    letters = PHONE_LETTERS if viewport is PHONE else DESKTOP_LETTERS
+    width, problems, least = viewport["width"], [], {}
+    for path in sorted(set(PAGES.values())):
+        ctx, tab = open_page(browser, base_url, path, viewport, mode)
+        try:
+            for name in (n for n, p in PAGES.items() if p == path):
+                tab.wait_for_selector(f'.gx-explorable[data-explorable='
+                                      f'"{name}"][data-ready="true"]')
+            assert expose_thumbs(tab), f"{path}: no slider to check"
+            settle(tab)
+            found = tab.evaluate(MARK_LABELS, [SLIDERS, GAP, letters])
+            assert not tab.errors, tab.errors
+        finally:
+            ctx.close()
+        least[path] = {k: round(v, 1) for k, v in found["least"].items()}
+        assert least[path]["thumb"] < float("inf"), f"{path}: no label shown"
+        problems += [f"hidden by a neighbour: {h}" for h in found["hidden"]]
+        problems += found["problems"]
+    assert not problems, (
+        f"at {width} px, {mode}: least distances in px {least}\n"
+        + "\n".join(problems[:30]))
