@@ -133,8 +133,9 @@ class PackedCall:
     The optimizer keeps the last one.  A later call with the very same array
     objects (:meth:`same_call`) skips the per-key checks: the checks passed for
     these objects, and what can change on an existing array without making a
-    new one (its shape, dtype and writeable flag, set by assignment) is checked
-    again.  Values (the gradients' finiteness) are the caller's to check.
+    new one (its shape, strides, dtype and writeable flag, set by assignment)
+    is checked again.  Values (the gradients' finiteness) are the caller's to
+    check.
     """
 
     def __init__(self, entries, params, grads, state_items, w, grad, state):
@@ -143,6 +144,9 @@ class PackedCall:
         self.params, self.grads, self.state_items = params, grads, state_items
         self.shapes = [e.shape for e in entries]
         self.dtypes = [e.dtype for e in entries]
+        # strides can be assigned too: the same memory, read in another order
+        self.strides = list(map(_strides, params))
+        self.grad_strides = list(map(_strides, grads))
         self.w, self.grad, self.state = w, grad, state
         self.dtype_entries = entries[:1]  # one dtype
 
@@ -200,6 +204,8 @@ class PackedCall:
             and all(map(_writeable, values))
             and list(map(_shape, values)) == self.shapes
             and list(map(_shape, grad_values)) == self.shapes
+            and list(map(_strides, values)) == self.strides
+            and list(map(_strides, grad_values)) == self.grad_strides
             and list(map(_dtype, values)) == self.dtypes
             and list(map(_dtype, grad_values)) == self.dtypes
         )
@@ -228,5 +234,6 @@ def values_in_order(keys: list, params, grads, state) -> tuple | None:
 
 
 _shape = operator.attrgetter("shape")
+_strides = operator.attrgetter("strides")
 _dtype = operator.attrgetter("dtype")
 _writeable = operator.attrgetter("flags.writeable")

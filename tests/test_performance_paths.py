@@ -9,9 +9,12 @@ asserted here.
 from __future__ import annotations
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graves
 from graves import blocks, core, fused, packing, segments
@@ -227,6 +230,52 @@ def test_packed_arrays_changed_in_place_are_checked_again(change, exc):
     with pytest.raises(exc):
         opt.update(params, grads)
     assert_unchanged(before, flat, opt)
+
+
+def restride(a, strides):
+    """Give the existing array ``a`` new strides in place, as numpy still allows
+    (deprecated since numpy 2.4)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            a.strides = strides
+        except AttributeError:
+            pytest.skip("this numpy no longer sets strides in place")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    key=st.sampled_from(["embed", "conv"]),
+    what=st.sampled_from(["parameter", "gradient"]),
+    order=st.sampled_from(["reversed", "rotated"]),
+    dtype=st.sampled_from([np.float64, np.float16]),
+    compiled=st.booleans(),
+)
+def test_packed_arrays_restrided_in_place_are_stepped_as_a_fresh_check_would(
+    key, what, order, dtype, compiled
+):
+    """Strides can change on an existing array: the same memory, read in
+    another order.  The remembered layout must then give what a fresh
+    optimizer gives on the arrays as they now read."""
+    flat, params, grad_flat, grads, opt = packed_setup(dtype, compiled=compiled)
+    fresh = graves.RMSpropGraves(**HYPER, compiled=compiled)
+    fresh.load_state_dict(opt.state_dict())
+    target = (params if what == "parameter" else grads)[key]
+    axes = np.arange(target.ndim)
+    axes = axes[::-1] if order == "reversed" else np.roll(axes, 1)
+    # the strides of a C-contiguous array of the permuted shape, seen in the
+    # original shape: the same elements in another order
+    permuted = np.empty(np.take(target.shape, axes), dtype).transpose(np.argsort(axes))
+    restride(target, permuted.strides)
+    twin = {k: v.copy() for k, v in params.items()}
+    twin_grads = {k: v.copy() for k, v in grads.items()}
+    with np.errstate(all="ignore"):
+        fresh.update(twin, twin_grads)
+        opt.update(params, grads)
+    for k in SHAPES:
+        np.testing.assert_array_equal(params[k], twin[k], err_msg=k)
+        for x, y in zip(opt.state[k], fresh.state[k]):
+            np.testing.assert_array_equal(x, y, err_msg=k)
 
 
 @pytest.mark.parametrize("compiled", [True, False])
