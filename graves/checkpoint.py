@@ -74,22 +74,9 @@ def scalar_entry(d: Mapping, entry: str) -> Any:
     return value
 
 
-_INT64_MAX = int(np.iinfo(np.int64).max)
-
-
 def _counter(d: Mapping, entry: str) -> int:
     # an int64, so that every checkpoint stores it as a plain integer array
-    value = scalar_entry(d, entry)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not 0 <= value <= _INT64_MAX
-    ):
-        raise ValueError(
-            f"state dict entry {entry!r} must be a non-negative integer below "
-            f"2**63, got {checks.shown(value)}"
-        )
-    return int(value)
+    return checks.counter(f"state dict entry {entry!r}", scalar_entry(d, entry))
 
 
 def saved_spread(opt: "Optimizer", d: Mapping) -> str | None:

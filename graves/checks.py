@@ -69,6 +69,27 @@ def positive_integer(name: str, value: Any) -> int:
     return int(value)
 
 
+#: A counter is stored as an int64 in every checkpoint.
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def counter(name: str, value: Any) -> int:
+    """A step count: an integer (not a bool) from 0 to 2**63 - 1, as a Python
+    int, else a ValueError naming ``name``.  Anything else would fail later:
+    ``step_count + 1`` after a step has written, or a checkpoint that ``load``
+    cannot read."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Integral)
+        or not 0 <= value <= INT64_MAX
+    ):
+        raise ValueError(
+            f"{name} must be a non-negative integer below 2**63, got "
+            f"{shown(value)}"
+        )
+    return int(value)
+
+
 def bounded_integer(name: str, value: Any, most: int) -> int:
     """A count with an upper bound: :func:`positive_integer`, at most
     ``most``."""

@@ -77,8 +77,11 @@ class Optimizer:
         checks.one_of("raise", "skip"),
         "policy for parameters absent from grads",
     )
-    step_count: int = 0  # steps applied
-    skipped_steps: int = 0  # steps skipped for non-finite gradients
+    # checked on assignment too: update computes step_count + 1 after it wrote
+    step_count = Hyperparameter(checks.counter, "steps applied")
+    skipped_steps = Hyperparameter(
+        checks.counter, "steps skipped for non-finite gradients"
+    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -16,6 +16,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graves
 
@@ -182,6 +184,42 @@ def test_bad_hyperparameter_on_assignment_keeps_old_value(name, hp, value, exc, 
     assert_unchanged(before, opt, params)
     opt.update(params, grads)  # and the optimizer still works
     assert opt.step_count == 4
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    counter=st.sampled_from(["step_count", "skipped_steps"]),
+    value=st.one_of(
+        st.floats(allow_nan=True),
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+        st.integers(max_value=-1),
+        st.integers(min_value=2**63),
+        st.builds(np.float64, st.integers(0, 100)),
+    ),
+    name=st.sampled_from(NAMES),
+)
+def test_bad_counter_on_assignment_keeps_old_value(counter, value, name):
+    """A counter that is not a step count would make the next update fail after
+    it wrote (step_count + 1), or a checkpoint fail to save."""
+    opt, params, grads = trained(name)
+    before = snapshot(opt, params)
+    with pytest.raises((TypeError, ValueError)) as info:
+        setattr(opt, counter, value)
+    assert_message(info, counter, "integer")
+    assert_unchanged(before, opt, params)
+    opt.update(params, grads)  # and the optimizer still works
+    assert opt.step_count == 4 and type(opt.step_count) is int
+
+
+@pytest.mark.parametrize("value", [0, 7, np.int64(7), np.uint8(7), 2**63 - 1])
+def test_good_counters_are_stored_as_python_ints(value):
+    opt = graves.RMSpropGraves()
+    opt.step_count = value
+    opt.skipped_steps = value
+    assert opt.step_count == opt.skipped_steps == value
+    assert type(opt.step_count) is int and type(opt.skipped_steps) is int
 
 
 @pytest.mark.parametrize("name", NAMES)
