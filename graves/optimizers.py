@@ -242,8 +242,11 @@ class Optimizer:
                 )
         for e in entries:
             held = state.get(e.key)
+            # byte order aside: an .npz file keeps it, so a checkpoint written
+            # on a machine of the other order holds the same numbers in it
             if held is not None and (
-                held[0].shape != e.shape or held[0].dtype != e.dtype
+                held[0].shape != e.shape
+                or held[0].dtype.newbyteorder("=") != e.dtype.newbyteorder("=")
             ):
                 raise ValueError(
                     f"parameter {checks.shown(e.key)} is now "
@@ -292,12 +295,16 @@ class Optimizer:
             state = self._state
             step = self.step_function
             if last is None:
-                if any(e.key not in state for e in entries):
-                    new = {
-                        e.key: self.initial_state(e.shape, e.dtype)
-                        for e in entries
-                        if e.key not in state
-                    }
+                # zero state for a new key; a state of the other byte order in
+                # the parameter's, which every path steps
+                new = {
+                    e.key: self.initial_state(e.shape, e.dtype)
+                    if s is None
+                    else type(s)(*(a.astype(e.dtype) for a in s))
+                    for e in entries
+                    if (s := state.get(e.key)) is None or s[0].dtype != e.dtype
+                }
+                if new:
                     state = {**state, **new}
                 if len(state) == len(entries) and self._runner.compiled:
                     last, state = segments.SegmentCall.of(
