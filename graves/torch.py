@@ -459,18 +459,22 @@ class CenteredRMSprop(torch.optim.Optimizer):
                 loss = closure()
 
         plans = []
-        for group in self.param_groups:  # every check before the first write
+        # every check before the first write
+        for j, group in enumerate(self.param_groups):
             configuration = self._configuration(group)
-            params = [p for p in group["params"] if p.grad is not None]
+            params = []
             kept = "s" if configuration[1].spread == "recursive" else "n"
-            for p in params:
-                # get: no empty entry
-                if self.state.get(p) and kept not in self.state[p]:
+            other = "n" if kept == "s" else "s"
+            for i, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                params.append(p)
+                state = self.state.get(p)  # get: no empty entry
+                if state and kept not in state and other in state:
                     raise ValueError(
-                        "a parameter's state holds "
-                        f"{'s' if kept == 'n' else 'n'}, but its group now has "
-                        f"spread={group['spread']!r}; the spread cannot change "
-                        "during training"
+                        f"a parameter's state holds {other}, but its group now "
+                        f"has spread={group['spread']!r}; the spread cannot "
+                        "change during training"
                     )
                 if p.grad.is_sparse:
                     raise RuntimeError(
@@ -482,6 +486,7 @@ class CenteredRMSprop(torch.optim.Optimizer):
                         f"{type(self).__name__} does not support complex "
                         "parameters"
                     )
+                _check_fits(p, state, kept, f"parameter {i} of group {j}")
             plans.append((group, configuration, params))
 
         for group, (hyper, variant, initial_n), params in plans:
@@ -500,6 +505,43 @@ class CenteredRMSprop(torch.optim.Optimizer):
             else:
                 _loop_update(params, states, hyper, variant, options)
         return loss
+
+
+def _check_fits(p: torch.Tensor, state: dict | None, kept: str, which: str):
+    """A ValueError naming ``which`` unless its gradient and its ``state`` (if
+    any) fit ``p``: else the step would fail halfway, as torch broadcasts or
+    refuses, with some parameters stepped.  A state can stop fitting when the
+    parameter's data is replaced, or through ``load_state_dict``, which checks
+    only the number of parameters."""
+    if p.grad.shape != p.shape:
+        raise ValueError(
+            f"the gradient of {which} has shape {list(p.grad.shape)}; "
+            f"expected the parameter's shape {list(p.shape)}"
+        )
+    if not state:
+        return
+    fields = ("step", kept, "g", "delta")
+    for k in fields:
+        t = state.get(k)
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(
+                f"the state of {which} has {type(t).__name__} under {k!r}; "
+                f"expected tensors under {list(fields)}"
+            )
+        want = (1, p.device) if k == "step" else (p.shape, p.device)
+        have = (t.numel(), t.device) if k == "step" else (t.shape, t.device)
+        if have != want:
+            raise ValueError(
+                f"the state of {which} holds {k!r} of "
+                + (
+                    f"{t.numel()} elements (expected 1)"
+                    if k == "step"
+                    else f"shape {list(t.shape)} on {t.device}, but the "
+                    f"parameter has shape {list(p.shape)} on {p.device}"
+                )
+                + " (its data was replaced, or the state dict is of "
+                "another model)"
+            )
 
 
 def _tensors(params, states):

@@ -311,6 +311,59 @@ def test_a_bad_group_at_step_time_changes_nothing():
     assert torch.equal(a.detach(), torch.ones(2)) and not opt.state
 
 
+def _reshape_second(opt, a, b):
+    b.data = torch.zeros(5)
+    b.grad = torch.ones(5)
+
+
+def _reshape_second_keep_grad(opt, a, b):
+    b.data = torch.zeros(5)
+
+
+def _load(change):
+    def run(opt, a, b):
+        saved = copy.deepcopy(opt.state_dict())
+        change(saved["state"][1])
+        opt.load_state_dict(saved)
+
+    return run
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (_reshape_second, ["parameter 1 of group 0", "'n'", "[4]", "[5]"]),
+        (_reshape_second_keep_grad, ["parameter 1 of group 0", "[4]", "[5]"]),
+        (_load(lambda s: s.update(g=torch.zeros(7))), ["parameter 1 of group 0", "'g'", "[7]", "[4]"]),
+        (_load(lambda s: s.pop("delta")), ["parameter 1 of group 0", "'delta'"]),
+        (_load(lambda s: s.pop("step")), ["parameter 1 of group 0", "'step'"]),
+    ],
+    ids=["parameter reshaped", "parameter reshaped, old gradient", "state of another shape",
+         "state without delta", "state without step"],
+)
+def test_a_state_that_does_not_fit_its_parameter_is_refused_before_any_write(change, words, foreach):
+    """A step that raises changes nothing, also when the state no longer fits a
+    parameter (replaced data, or a state dict of another model)."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(4))
+    opt = gt.RMSpropGraves([a, b], lr=0.1, foreach=foreach)
+    a.grad, b.grad = torch.ones(3), torch.ones(4)
+    opt.step()
+    change(opt, a, b)
+    state = {p: {k: v.clone() for k, v in s.items()} for p, s in opt.state.items()}
+    before = (a.detach().clone(), b.detach().clone(), state)
+    with pytest.raises(ValueError) as info:
+        opt.step()
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    assert torch.equal(a.detach(), before[0]) and torch.equal(b.detach(), before[1])
+    for p, state in before[2].items():
+        assert set(opt.state[p]) == set(state)
+        for k, v in state.items():
+            assert torch.equal(opt.state[p][k], v), k
+
+
 def test_spread_recursive_keeps_s_and_cannot_change_midway():
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = gt.RMSpropGraves([w], lr=1e-2, spread="recursive")
