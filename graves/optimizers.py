@@ -316,7 +316,7 @@ class Optimizer:
             # 3. the gradients: finite, or nothing changes.  The compiled path
             #    checks them inside its pass (graves.segments), the others here.
             if isinstance(last, segments.SegmentCall):
-                runs, put_back = None, []
+                runs, put_back, scalars = None, [], []
             else:
                 if isinstance(
                     last, packing.PackedCall
@@ -327,12 +327,22 @@ class Optimizer:
                 if bad is not None:
                     self._nonfinite(bad)
                     return
-                runs, put_back = self._runs(entries, state, last)
+                runs, put_back, scalars = self._runs(entries, state, last)
                 for w, _, _ in runs:
                     self._runner.reserve(step, w)
+                if scalars:
+                    # stepped now, in copies of their state: replacing them in
+                    # the caller's mapping, which may raise, is the first write
+                    self._step(step, [run for _, run in scalars], arguments)
+                    stepped = {
+                        e.key: type(s)(*(a.reshape(()) for a in s))
+                        for e, (_, _, s) in scalars
+                    }
+                    state = {**state, **stepped}
 
-            # 4. write: nothing below raises unless interrupted (the hot path
-            #    writes its own attributes directly: __setattr__ guards the
+            # 4. write: nothing below raises unless interrupted, but the
+            #    caller's mapping, first, and then undone (the hot path writes
+            #    its own attributes directly: __setattr__ guards the
             #    hyperparameters)
             self.__dict__["_torn"] = True
             if runs is None:
@@ -341,26 +351,10 @@ class Optimizer:
                     self._nonfinite(checks.first_nonfinite(entries))
                     return
             else:
-                # numpy's error settings reach the numpy path only (the compiled
-                # kernel ignores them)
-                with (
-                    np.errstate(all="ignore")
-                    if not self._runner.all_compiled(step, arguments)
-                    else _NO_ERRSTATE
-                ):
-                    for w, grad, s in runs:
-                        self._runner.run(step, w, grad, s, **arguments[w.dtype])
+                self._replace(params, scalars)
+                self._step(step, runs, arguments)
                 for e, w in put_back:
-                    if e.is_array:
-                        e.value[...] = w.reshape(e.shape)
-                    else:
-                        # numpy scalars keep their type (np.float64 is also a
-                        # float); Python floats stay float
-                        params[e.key] = (
-                            w[0]
-                            if isinstance(e.value, np.generic)
-                            else float(w[0])
-                        )
+                    e.value[...] = w.reshape(e.shape)
             self.__dict__.update(
                 _state=state,
                 _last=last,
@@ -407,27 +401,61 @@ class Optimizer:
             )
         return kept[3]
 
+    def _step(self, step, runs: list, arguments: dict) -> None:
+        """Run ``step`` on each ``(w, grad, state)`` triple of ``runs``."""
+        # numpy's error settings reach the numpy path only (the compiled kernel
+        # ignores them)
+        with (
+            np.errstate(all="ignore")
+            if not self._runner.all_compiled(step, arguments)
+            else _NO_ERRSTATE
+        ):
+            for w, grad, s in runs:
+                self._runner.run(step, w, grad, s, **arguments[w.dtype])
+
+    def _replace(self, params, scalars: list) -> None:
+        """Put the stepped scalars into ``params``.  The mapping may be the
+        caller's own, whose ``__setitem__`` may raise: the scalars replaced
+        until then are put back, and the call has changed nothing."""
+        done = []
+        try:
+            for e, (w, _, _) in scalars:
+                # numpy scalars keep their type (np.float64 is also a float);
+                # Python floats stay float
+                params[e.key] = (
+                    w[0] if isinstance(e.value, np.generic) else float(w[0])
+                )
+                done.append(e)
+        except Exception:
+            for e in reversed(done):
+                params[e.key] = e.value
+            self.__dict__["_torn"] = False
+            raise
+
     @staticmethod
-    def _runs(entries, state, packed) -> tuple[list, list]:
-        """``(w, grad, state)`` flat triples to step, and the ``(entry, w)``
-        pairs whose ``w`` is a copy to write back into the caller's dict or
-        array afterwards."""
+    def _runs(entries, state, packed) -> tuple[list, list, list]:
+        """``(w, grad, state)`` flat triples to step; the ``(entry, w)`` pairs
+        whose ``w`` is a copy to write back into the caller's array afterwards;
+        and the scalars as ``(entry, (w, grad, state))``, each with a
+        one-element ``w`` and a copy of its state."""
         if packed is not None:
-            return [(packed.w, packed.grad, packed.state)], []
-        runs, put_back = [], []
+            return [(packed.w, packed.grad, packed.state)], [], []
+        runs, put_back, scalars = [], [], []
         for e in entries:
             s = state[e.key]
             grad = e.grad.reshape(-1)
             if not e.is_array:
                 w = np.array([e.value], dtype=e.dtype)
-                put_back.append((e, w))
-            elif e.value.flags.c_contiguous:
+                copied = type(s)(*(a.reshape(-1).copy() for a in s))
+                scalars.append((e, (w, grad, copied)))
+                continue
+            if e.value.flags.c_contiguous:
                 w = e.value.reshape(-1)
             else:
                 w = e.value.reshape(-1)  # a copy: the caller's array is strided
                 put_back.append((e, w))
             runs.append((w, grad, type(s)(*(a.reshape(-1) for a in s))))
-        return runs, put_back
+        return runs, put_back, scalars
 
     # -- checkpoints -----------------------------------------------------------
 

@@ -19,6 +19,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graves
 from graves import blocks, checkpoint, checks, frameworks
@@ -184,6 +186,58 @@ def test_interrupt_while_writing_is_detected(name, monkeypatch):
     opt.load_state_dict(good)  # restoring the checkpoint makes it usable again
     opt.update(params, grads)
     assert opt.step_count == 2
+
+
+class Refusing(dict):
+    """A params mapping whose ``__setitem__`` raises on its ``refuse``-th call
+    (counted from 1; 0: never), as a frozen or validating dict may."""
+
+    refuse = 0
+    calls = 0
+
+    def __setitem__(self, key, value):
+        self.calls += 1
+        if self.calls == self.refuse:
+            raise ValueError(f"refusing {key!r}")
+        super().__setitem__(key, value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(NAMES),
+    scalars=st.integers(1, 3),
+    refuse=st.integers(1, 3),
+    compiled=st.booleans(),
+    numpy_scalars=st.booleans(),
+)
+def test_a_mapping_that_refuses_a_scalar_changes_nothing(name, scalars, refuse, compiled, numpy_scalars):
+    """Scalars are replaced in the caller's mapping, which runs the caller's
+    code: if it raises, the call changes nothing, like any other that raises,
+    and the optimizer stays usable."""
+    kind = np.float64 if numpy_scalars else float
+    params, grads = two_keys()
+    for i in range(scalars):
+        params[f"s{i}"], grads[f"s{i}"] = kind(0.25 * i), 0.5
+    params = Refusing(params)
+    opt, twin = make(name, compiled=compiled), make(name, compiled=compiled)
+    opt.update(params, grads)
+    twin_params = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in params.items()}
+    twin.load_state_dict(opt.state_dict())
+    before = snapshot(opt, params)
+    scalar_objects = {k: params[k] for k in params if not isinstance(params[k], np.ndarray)}
+    params.calls, params.refuse = 0, refuse
+    if refuse <= scalars:
+        with pytest.raises(ValueError, match="refusing"):
+            opt.update(params, grads)
+        assert_unchanged(before, opt, params)
+        assert all(params[k] is v for k, v in scalar_objects.items())
+        params.refuse = 0
+    opt.update(params, grads)  # usable, and takes exactly one step
+    twin.update(twin_params, grads)
+    assert opt.step_count == twin.step_count == 2
+    for k in params:
+        assert type(params[k]) is type(twin_params[k])
+        assert np.array_equal(params[k], twin_params[k])
 
 
 # -- 2. aliasing is refused ------------------------------------------------------------------
