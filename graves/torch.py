@@ -486,6 +486,12 @@ class CenteredRMSprop(torch.optim.Optimizer):
                         f"{type(self).__name__} does not support complex "
                         "parameters"
                     )
+                if not torch.is_floating_point(p):
+                    # a tensor that is no Parameter may still be given a .grad
+                    raise TypeError(
+                        f"parameter {i} of group {j} has dtype {p.dtype}; "
+                        "expected a floating dtype"
+                    )
                 _check_fits(p, state, kept, f"parameter {i} of group {j}")
             plans.append((group, configuration, params))
 

@@ -364,6 +364,21 @@ def test_a_state_that_does_not_fit_its_parameter_is_refused_before_any_write(cha
             assert torch.equal(opt.state[p][k], v), k
 
 
+@pytest.mark.parametrize("foreach", [False, True])
+def test_an_integer_tensor_is_refused_before_any_write(foreach):
+    """A tensor without gradients of its own can still be given a ``.grad``;
+    an integer one cannot take the step, and nothing else may take it either."""
+    a = torch.nn.Parameter(torch.zeros(2))
+    counts = torch.zeros(3, dtype=torch.int64)
+    a.grad, counts.grad = torch.ones(2), torch.ones(3, dtype=torch.int64)
+    opt = gt.RMSpropGraves([a, counts], lr=0.1, foreach=foreach)
+    with pytest.raises(TypeError) as info:
+        opt.step()
+    for w in ["parameter 1 of group 0", "torch.int64", "floating"]:
+        assert w in str(info.value), (w, str(info.value))
+    assert torch.equal(a.detach(), torch.zeros(2)) and not opt.state
+
+
 def test_spread_recursive_keeps_s_and_cannot_change_midway():
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = gt.RMSpropGraves([w], lr=1e-2, spread="recursive")
