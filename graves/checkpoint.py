@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -455,6 +456,14 @@ def load(path) -> "Optimizer":
     """
     name = _path(path)
     try:
+        # a device or a pipe has no end: zipfile would read it whole, and open
+        # would wait for a pipe's writer (a directory: open's own error)
+        mode = os.stat(name).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise _NotACheckpoint(
+                f"{name!r} is not a graves checkpoint: it is not a regular "
+                "file (a device, a pipe or a socket)"
+            )
         with open(name, "rb") as f:
             if f.read(6) == b"\x93NUMPY":
                 raise ValueError("it holds a single array, not an .npz archive")

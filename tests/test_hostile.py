@@ -452,6 +452,28 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path, member):
     assert peak < size // 8, f"loading allocated {peak:,} bytes"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_a_device_is_refused_before_it_is_read(monkeypatch):
+    """A device or pipe has no end: zipfile, looking for the directory at the
+    end, would read /dev/zero until memory runs out."""
+    def read_whole(*args, **kwargs):
+        raise AssertionError("load opened a device as a zip archive")
+
+    monkeypatch.setattr(checkpoint.zipfile, "ZipFile", read_whole)
+    with pytest.raises(ValueError) as info:
+        graves.load("/dev/zero")
+    assert "'/dev/zero'" in str(info.value) and "regular file" in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    pipe = tmp_path / "ckpt.npz"
+    os.mkfifo(pipe)
+    code = f"import graves\ntry:\n    graves.load({str(pipe)!r})\nexcept ValueError as e:\n    print(e)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "regular file" in done.stdout, done.stdout + done.stderr
+
+
 def test_member_declaring_other_sizes_than_its_header_is_refused(tmp_path):
     data = valid_checkpoint_bytes()
     name = b"state/n/a.npy"
