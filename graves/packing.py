@@ -164,7 +164,9 @@ class PackedCall:
             return None, state
         params = [e.value for e in entries]
         w = flat_view(params)
-        if w is None:
+        # a buffer made read-only after the views were taken: they stay
+        # writable, a new view of it is not; step them one by one
+        if w is None or not w.flags.writeable:
             return None, state
         grads = [e.grad for e in entries]
         grad = flat_view(grads)

@@ -278,6 +278,29 @@ def test_packed_arrays_restrided_in_place_are_stepped_as_a_fresh_check_would(
             np.testing.assert_array_equal(x, y, err_msg=k)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_views_of_a_buffer_made_read_only_afterwards_step_as_separate_arrays(dtype, compiled):
+    """numpy keeps a view writable when its base is made read-only later.  The
+    parameters are then writable arrays, and every path steps them as the
+    per-key path does, through the views (a new view of the buffer would be
+    read-only)."""
+    rng = np.random.default_rng(6)
+    flat, params = packing.pack({k: rng.standard_normal(s) for k, s in SHAPES.items()}, dtype)
+    grad_flat, grads = packing.zeros_like(params)
+    grad_flat[:] = rng.standard_normal(grad_flat.size)
+    separate = {k: v.copy() for k, v in params.items()}
+    flat.flags.writeable = False
+    opt = graves.RMSpropGraves(**HYPER, compiled=compiled)
+    ref = graves.RMSpropGraves(**HYPER, compiled=compiled)
+    for _ in range(2):
+        opt.update(params, grads)
+        ref.update(separate, grads)
+    for k in SHAPES:
+        np.testing.assert_array_equal(params[k], separate[k], err_msg=k)
+    assert opt.step_count == 2
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_new_gradient_objects_and_reset_take_the_checked_path(compiled):
     flat, params, grad_flat, grads, opt = packed_setup(compiled=compiled)
