@@ -495,6 +495,15 @@ def load(path) -> "Optimizer":
                             f"entry {checks.shown(k)} declares shape {shape}; "
                             "expected a scalar"
                         )
+                    # a scalar's dtype can declare any size (a string of a
+                    # billion characters): a name or a number is short
+                    most = 4 * checks.MAX_KEY_BYTES if k == "keys" else 1024
+                    if headers[k][2].itemsize > most:
+                        raise ValueError(
+                            f"entry {checks.shown(k)} declares "
+                            f"{headers[k][2].itemsize:,} bytes per element; "
+                            f"expected at most {most:,}"
+                        )
                 d = {k: _read(archive, headers[k][0]) for k in small}
                 _expected_entries(d, headers)
                 d.update(

@@ -474,6 +474,32 @@ def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
     assert "regular file" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    "member, dtype",
+    [("format", f"<U{2**24}"), ("nonfinite", f"<U{2**24}"), ("optimizer", f"<U{2**24}"),
+     ("hp/lr", [("a", "<f8", (2**23,))]), ("keys", f"<U{2**24}")],
+)
+def test_a_scalar_of_a_huge_dtype_is_refused_before_inflating(tmp_path, member, dtype):
+    """A scalar has shape (), but its dtype may declare any size: a string of
+    16 Mi characters (64 MiB) deflates to some 64 KiB."""
+    path = tmp_path / "bomb.npz"
+    size = np.dtype(dtype).itemsize
+    bomb = npy_header((1,) if member == "keys" else (), dtype) + bytes(size)
+    data = rebuilt(valid_checkpoint_bytes(), replace={member + ".npy": bomb}, compress=zipfile.ZIP_DEFLATED)
+    path.write_bytes(data)
+    assert len(data) < size // 100
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            graves.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value) and member in str(info.value)
+    assert peak < size // 8, f"loading allocated {peak:,} bytes"
+    assert len(str(info.value)) < 500
+
+
 def test_member_declaring_other_sizes_than_its_header_is_refused(tmp_path):
     data = valid_checkpoint_bytes()
     name = b"state/n/a.npy"
