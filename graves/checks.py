@@ -19,17 +19,18 @@ def real_number(name: str, value: Any) -> float:
         value, numbers.Real
     ):
         raise TypeError(
-            f"{name} must be a real number, got {value!r} of type "
+            f"{name} must be a real number, got {shown(value)} of type "
             f"{type(value).__name__}"
         )
     try:
         converted = float(value)
     except OverflowError:  # an int or Fraction beyond the float range
         raise ValueError(
-            f"{name} must be finite, got {value!r}, which overflows a float"
+            f"{name} must be finite, got {shown(value)}, which overflows a "
+            "float"
         ) from None
     if not math.isfinite(converted):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {shown(value)}")
     return converted
 
 
@@ -61,11 +62,11 @@ def positive_integer(name: str, value: Any) -> int:
         value, numbers.Integral
     ):
         raise TypeError(
-            f"{name} must be an integer, got {value!r} of type "
+            f"{name} must be an integer, got {shown(value)} of type "
             f"{type(value).__name__}"
         )
     if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
+        raise ValueError(f"{name} must be >= 1, got {shown(value)}")
     return int(value)
 
 
@@ -95,7 +96,7 @@ def bounded_integer(name: str, value: Any, most: int) -> int:
     ``most``."""
     value = positive_integer(name, value)
     if value > most:
-        raise ValueError(f"{name} must be <= {most:,}, got {value:,}")
+        raise ValueError(f"{name} must be <= {most:,}, got {shown(value)}")
     return value
 
 
@@ -112,7 +113,7 @@ def thread_count(name: str, value: Any, most: int) -> int | str:
             f"{allowed}, got {shown(value)} of type {type(value).__name__}"
         )
     if not 1 <= value <= most:
-        raise ValueError(f"{allowed}, got {int(value):,}")
+        raise ValueError(f"{allowed}, got {shown(int(value))}")
     return int(value)
 
 
@@ -120,12 +121,13 @@ def one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str):
             raise TypeError(
-                f"{name} must be one of {list(choices)}, got {value!r} of type "
+                f"{name} must be one of {list(choices)}, got {shown(value)} of "
+                "type "
                 f"{type(value).__name__}"
             )
         if value not in choices:
             raise ValueError(
-                f"{name} must be one of {list(choices)}, got {value!r}"
+                f"{name} must be one of {list(choices)}, got {shown(value)}"
             )
         return value
 

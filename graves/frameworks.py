@@ -86,7 +86,7 @@ _GOLDEN = (1 + math.sqrt(5)) / 2
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(
-            f"{name} must be True or False, got {value!r} of type "
+            f"{name} must be True or False, got {checks.shown(value)} of type "
             f"{type(value).__name__}"
         )
     return bool(value)

@@ -111,7 +111,8 @@ class Optimizer:
     ):
         if not isinstance(compiled, (bool, np.bool_)):
             raise TypeError(
-                f"compiled must be True or False, got {compiled!r} of type "
+                f"compiled must be True or False, got {checks.shown(compiled)} "
+                "of type "
                 f"{type(compiled).__name__}"
             )
         self.nonfinite = nonfinite

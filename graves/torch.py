@@ -245,13 +245,15 @@ def _option(name: str, value: Any):
     if name == "maximize":
         if not isinstance(value, bool):
             raise TypeError(
-                f"maximize must be True or False, got {value!r} of type "
+                f"maximize must be True or False, got {checks.shown(value)} of "
+                "type "
                 f"{type(value).__name__}"
             )
         return value
     if value is not None and not isinstance(value, bool):  # foreach
         raise TypeError(
-            f"foreach must be None, True or False, got {value!r} of type "
+            f"foreach must be None, True or False, got {checks.shown(value)} "
+            "of type "
             f"{type(value).__name__}"
         )
     return value
@@ -267,7 +269,7 @@ def _number(name: str, value: Any) -> float:
         value = value.item()
     if not isinstance(value, numbers.Real):
         raise TypeError(
-            f"{name} must be a real number, got {value!r} of type "
+            f"{name} must be a real number, got {checks.shown(value)} of type "
             f"{type(value).__name__}"
         )
     return value

@@ -222,6 +222,29 @@ def test_good_counters_are_stored_as_python_ints(value):
     assert type(opt.step_count) is int and type(opt.skipped_steps) is int
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(NAMES),
+    value=st.sampled_from(
+        [[1e-3] * 100_000, 10**4000, -(10**4000), "0.1" * 100_000, b"x" * 100_000,
+         (0.1,) * 100_000, {i: 0.1 for i in range(10_000)}]
+    ),
+    where=st.sampled_from(["construction", "assignment", "option"]),
+)
+def test_messages_about_a_bad_value_stay_short(name, value, where):
+    """A list of learning rates passed as lr, say: the message names lr and
+    shows the start of the value, not all of it."""
+    hp = "lr" if where != "option" else "block_size"
+    with pytest.raises((TypeError, ValueError)) as info:
+        if where == "construction":
+            getattr(graves, name)(**{**HYPER[name], hp: value})
+        elif where == "assignment":
+            setattr(getattr(graves, name)(**HYPER[name]), hp, value)
+        else:
+            getattr(graves, name)(**HYPER[name], block_size=value)
+    assert hp in str(info.value) and len(str(info.value)) < 300, str(info.value)[:300]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_good_hyperparameters_are_stored_as_python_floats(name):
     cls = getattr(graves, name)
