@@ -139,10 +139,23 @@ class Optimizer:
     def _attribute_hint(self, name: str) -> str:
         return ""
 
-    def __getstate__(self) -> dict:  # copy and pickle: a lock is neither
-        d = dict(self.__dict__)
-        d.pop("_busy", None)
-        d["_last"] = None  # it holds the caller's arrays and their addresses
+    def __getstate__(self) -> dict:  # copy and pickle
+        # the state as it is between steps: copy and pickle read the arrays
+        # after this returns, when another thread's update may be writing them
+        self._enter("copying or pickling")
+        try:
+            d = dict(self.__dict__)
+            d["_state"] = {
+                k: type(s)(*(a.copy() for a in s))
+                for k, s in self._state.items()
+            }
+        finally:
+            self._busy.release()
+        d.pop("_busy", None)  # a lock is not copied
+        # both hold the caller's arrays (_last also their addresses)
+        d["_last"] = d["_kept_arguments"] = None
+        r = self._runner  # its scratch serves one optimizer
+        d["_runner"] = BlockRunner(r.block_size, r.threads, r.compiled)
         return d
 
     def __setstate__(self, d: dict) -> None:

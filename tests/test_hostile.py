@@ -9,8 +9,10 @@ their own names, refuse typos, and freeze parameters on request.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -599,7 +601,7 @@ def test_huge_key_names_are_shortened_in_messages():
 # -- 6. concurrency --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("second", ["update", "state_dict", "load_state_dict", "reset"])
+@pytest.mark.parametrize("second", ["update", "state_dict", "load_state_dict", "reset", "copy", "deepcopy", "pickle"])
 def test_concurrent_use_of_one_optimizer_raises(second, monkeypatch):
     opt = graves.RMSpropGraves(compiled=False)
     params = {"w": np.zeros(8)}
@@ -619,8 +621,11 @@ def test_concurrent_use_of_one_optimizer_raises(second, monkeypatch):
     worker.start()
     try:
         assert inside.wait(10)
+        # a copy taken now would hold a state half written
         call = {"update": lambda: opt.update(params, grads), "state_dict": opt.state_dict,
-                "load_state_dict": lambda: opt.load_state_dict(saved), "reset": opt.reset}[second]
+                "load_state_dict": lambda: opt.load_state_dict(saved), "reset": opt.reset,
+                "copy": lambda: copy.copy(opt), "deepcopy": lambda: copy.deepcopy(opt),
+                "pickle": lambda: pickle.dumps(opt)}[second]
         with pytest.raises(RuntimeError, match="another thread"):
             call()
     finally:
@@ -630,15 +635,31 @@ def test_concurrent_use_of_one_optimizer_raises(second, monkeypatch):
 
 
 def test_optimizers_still_copy_and_pickle():
-    import copy
-    import pickle
-
     opt = graves.RMSpropGraves()
     opt.update({"w": np.zeros(3)}, {"w": np.ones(3)})
     for other in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
         p = {"w": np.zeros(3)}
         other.update(p, {"w": np.ones(3)})
         assert other.step_count == 2
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_copy_holds_its_own_state_and_none_of_the_callers_arrays(how, compiled):
+    """A copy is an optimizer of its own (one per thread, say): stepping it
+    leaves the original as it was, and neither it nor a pickle holds the
+    parameters and gradients of the last call."""
+    opt = graves.RMSpropGraves(lr=0.1, compiled=compiled)
+    params, grads = {"w": np.zeros(10**5), "s": 0.5}, {"w": np.ones(10**5), "s": 1.0}
+    opt.update(params, grads)
+    before = snapshot(opt, params)
+    other = {"copy": copy.copy, "deepcopy": copy.deepcopy,
+             "pickle": lambda o: pickle.loads(pickle.dumps(o))}[how](opt)
+    assert other._kept_arguments is None and other._last is None
+    other.update({"w": np.zeros(10**5), "s": 0.5}, {"w": np.full(10**5, 3.0), "s": 2.0})
+    assert_unchanged(before, opt, params)
+    state_bytes = sum(a.nbytes for s in opt.state.values() for a in s)
+    assert len(pickle.dumps(opt)) < state_bytes + 10_000
 
 
 # -- 7. presets: names, typos, frozen parameters -----------------------------------------------
