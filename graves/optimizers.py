@@ -45,8 +45,9 @@ class Optimizer:
     gradient.  It is not saved in checkpoints.
 
     One optimizer serves one thread at a time: ``update`` (and ``reset``,
-    ``state_dict``, ``load_state_dict``) called while another thread is in
-    one of them raises ``RuntimeError`` instead of waiting.
+    ``state_dict``, ``load_state_dict``, a copy or a pickle) called while
+    another thread is in one of them raises ``RuntimeError`` instead of
+    waiting.  A copy has a state of its own.
 
     ``nonfinite`` decides what a NaN or infinite gradient does: ``"raise"``
     (default) raises ``FloatingPointError``; ``"skip"`` skips the whole step,
