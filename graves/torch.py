@@ -405,11 +405,13 @@ class CenteredRMSprop(torch.optim.Optimizer):
         }
         for k in OPTIONS:
             _option(k, group[k])
-        key = tuple((k, group[k]) for k in (*fw.config_checks, "spread"))
+        # checked before they key the cache: a list there would raise
+        # "unhashable type" without naming its keyword
+        config = {
+            k: check(k, group[k]) for k, check in fw.config_checks.items()
+        }
+        key = (*config.items(), ("spread", group["spread"]))
         if key not in self._configurations:
-            config = {
-                k: check(k, group[k]) for k, check in fw.config_checks.items()
-            }
             variant, initial_n = fw.configure(config)
             variant = variant._replace(spread=group["spread"])
             # e.g. spread="recursive" needs centered=True

@@ -379,6 +379,17 @@ def test_an_integer_tensor_is_refused_before_any_write(foreach):
     assert torch.equal(a.detach(), torch.zeros(2)) and not opt.state
 
 
+@pytest.mark.parametrize("value", [[True], {"on": True}, "yes", None])
+def test_a_bad_variant_keyword_at_step_time_is_named(value):
+    a = torch.nn.Parameter(torch.zeros(2))
+    a.grad = torch.ones(2)
+    opt = gt.make("torch", [a], lr=0.1, centered=True)
+    opt.param_groups[0]["centered"] = value
+    with pytest.raises(TypeError, match="centered must be True or False"):
+        opt.step()
+    assert torch.equal(a.detach(), torch.zeros(2)) and not opt.state
+
+
 def test_spread_recursive_keeps_s_and_cannot_change_midway():
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = gt.RMSpropGraves([w], lr=1e-2, spread="recursive")
