@@ -538,19 +538,20 @@ def _check_fits(p: torch.Tensor, state: dict | None, kept: str, which: str):
                 f"the state of {which} has {type(t).__name__} under {k!r}; "
                 f"expected tensors under {list(fields)}"
             )
-        want = (1, p.device) if k == "step" else (p.shape, p.device)
-        have = (t.numel(), t.device) if k == "step" else (t.shape, t.device)
-        if have != want:
+    # the count may stay on the CPU, as torch.optim keeps it
+    if state["step"].numel() != 1:
+        raise ValueError(
+            f"the state of {which} holds a 'step' of "
+            f"{state['step'].numel()} elements; expected one"
+        )
+    for k in fields[1:]:
+        t = state[k]
+        if t.shape != p.shape or t.device != p.device:
             raise ValueError(
-                f"the state of {which} holds {k!r} of "
-                + (
-                    f"{t.numel()} elements (expected 1)"
-                    if k == "step"
-                    else f"shape {list(t.shape)} on {t.device}, but the "
-                    f"parameter has shape {list(p.shape)} on {p.device}"
-                )
-                + " (its data was replaced, or the state dict is of "
-                "another model)"
+                f"the state of {which} holds {k!r} of shape {list(t.shape)} "
+                f"on {t.device}, but the parameter has shape "
+                f"{list(p.shape)} on {p.device} (its data was replaced, or "
+                "the state dict is of another model)"
             )
 
 

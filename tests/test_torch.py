@@ -390,6 +390,18 @@ def test_a_bad_variant_keyword_at_step_time_is_named(value):
     assert torch.equal(a.detach(), torch.zeros(2)) and not opt.state
 
 
+def test_the_step_count_may_stay_on_the_cpu():
+    """torch.optim keeps ``state["step"]`` on the CPU for a parameter on an
+    accelerator; only the averages must be where the parameter is."""
+    p = torch.zeros(3, device="meta")
+    p.grad = torch.zeros(3, device="meta")
+    state = {"step": torch.tensor(1.0), **{k: torch.zeros(3, device="meta") for k in ("n", "g", "delta")}}
+    gt._check_fits(p, state, "n", "parameter 0 of group 0")
+    state["g"] = torch.zeros(3)
+    with pytest.raises(ValueError, match="'g' of shape \\[3\\] on cpu"):
+        gt._check_fits(p, state, "n", "parameter 0 of group 0")
+
+
 def test_spread_recursive_keeps_s_and_cannot_change_midway():
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = gt.RMSpropGraves([w], lr=1e-2, spread="recursive")
