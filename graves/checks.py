@@ -96,7 +96,7 @@ def bounded_integer(name: str, value: Any, most: int) -> int:
     ``most``."""
     value = positive_integer(name, value)
     if value > most:
-        raise ValueError(f"{name} must be <= {most:,}, got {shown(value)}")
+        raise ValueError(f"{name} must be <= {most:,}, got {_counted(value)}")
     return value
 
 
@@ -113,7 +113,7 @@ def thread_count(name: str, value: Any, most: int) -> int | str:
             f"{allowed}, got {shown(value)} of type {type(value).__name__}"
         )
     if not 1 <= value <= most:
-        raise ValueError(f"{allowed}, got {shown(int(value))}")
+        raise ValueError(f"{allowed}, got {_counted(int(value))}")
     return int(value)
 
 
@@ -186,6 +186,13 @@ def shown(key: Any) -> str:
         else type(key).__name__
     )
     return f"{text[:60]}… ({size})"
+
+
+def _counted(value: int) -> str:
+    """``value`` with thousands separators (``20,000``), or cut as
+    :func:`shown` cuts it when that is long."""
+    text = f"{value:,}"
+    return text if len(text) <= 80 else shown(value)
 
 
 def listing(keys: Any, total: int | None = None) -> str:
