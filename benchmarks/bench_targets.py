@@ -9,7 +9,8 @@ blocked, threaded numpy driver, what runs without numba).
    threads) against the floor (36 or 72 bytes per parameter over the best
    streaming bandwidth measured in this run on the same number of threads),
    and against the naive transcription; the kernel and the numpy driver alone,
-   and one-thread updates, for comparison.
+   the compiled finiteness check of the gradient alone, and one-thread updates,
+   for comparison.
 2. 5,000 arrays of 200 elements, float64 and float32: the source document's
    per-key loop, and each path on 5,000 separate arrays and on packed views
    (``graves.packing.pack``), with a check that all give the same bits.
@@ -39,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import graves  # noqa: E402
-from graves import core, packing  # noqa: E402
+from graves import blocks, core, fused, packing, segments  # noqa: E402
 
 from common import BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_seconds, machine, save, stream_functions  # noqa: E402
 from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
@@ -70,6 +71,12 @@ def one_array(dtype) -> dict:
         naive_state[:] = naive_step(w, grad, *naive_state, **HYPER)
 
     kernel.step(w, grad, driver_state)  # compile (or load from the cache) before timing
+    # the check the shipped update makes before it writes, on the same threads
+    check_runner = blocks.BlockRunner(threads=threads)
+    check_kernels = fused.segments_kernels_for(core.graves_step, dtype)
+    check_table = segments.Table.of([w], [grad], tuple(driver_state))
+    assert check_runner.threads_for(SIZE) == threads
+    assert check_runner.all_finite_segments(check_kernels, check_table)
     streams_n, moved_n = stream_functions(SIZE, dtype, threads, f", {threads} threads")
     streams_1, moved_1 = stream_functions(SIZE, dtype, 1, ", 1 thread")
     fns = {"naive": naive}
@@ -78,6 +85,7 @@ def one_array(dtype) -> dict:
         fns[f"update{tag}, 1 thread"] = lambda o=opts1[tag]: o.update(params, grads)
     fns["kernel alone"] = lambda: kernel.step(w, grad, driver_state)
     fns["numpy driver alone"] = lambda: driver.step(w, grad, driver_state)
+    fns["check alone"] = lambda: check_runner.all_finite_segments(check_kernels, check_table)
     times = best_times({**fns, **streams_n, **streams_1}, repeat=REPEAT)
     bw_n, bw_1 = bandwidth_from(times, moved_n), bandwidth_from(times, moved_1)
     times = {k: v for k, v in times.items() if not k.startswith("stream")}
@@ -90,6 +98,7 @@ def one_array(dtype) -> dict:
         ratios[f"naive / update{tag}"] = times["naive"] / times[f"update{tag}"]
     ratios["kernel alone / floor (same threads)"] = times["kernel alone"] / floor_n
     ratios["numpy driver alone / floor (same threads)"] = times["numpy driver alone"] / floor_n
+    ratios["check alone / floor (same threads)"] = times["check alone"] / floor_n
     ratios["update, compiled=False / update"] = times["update, compiled=False"] / times["update"]
     return {
         "dtype": np.dtype(dtype).name,

@@ -255,10 +255,10 @@ class BlockRunner:
 
     def all_finite_segments(self, kernels, table) -> bool:
         """True if no gradient of ``table`` (:class:`graves.segments.Table`)
-        holds NaN or inf: an exact count, one stretch per thread, each read
-        last chunk first (:func:`graves.fused.count_nonfinite_segments`)."""
+        holds NaN or inf, one stretch per thread, each read last chunk first
+        (:func:`graves.fused.any_nonfinite_segments`)."""
         cuts = _cuts(table.size, self.threads_for(table.size))
-        return sum(_per_range(kernels.check, table, cuts)) == 0
+        return not any(_per_range(kernels.check, table, cuts))
 
     def run_segments(self, kernels, table, constants: np.ndarray) -> None:
         """The segment step on every element of ``table``, the same stretches
@@ -274,9 +274,9 @@ class BlockRunner:
         on one thread, one compiled call.  Returns whether it stepped."""
         threads = self.threads_for(table.size)
         if threads == 1:
-            return kernels.checked_step(table, constants, 0, table.size) == 0
+            return not kernels.checked_step(table, constants, 0, table.size)
         cuts = _cuts(table.size, threads)
-        if sum(_per_range(kernels.check, table, cuts)) != 0:
+        if any(_per_range(kernels.check, table, cuts)):
             return False
         _per_range(kernels.step, table, cuts, constants)
         return True
@@ -289,8 +289,8 @@ class BlockRunner:
         values.  Large arrays are summed in one stretch per thread.  (Not
         ``np.dot(x, x)``, a faster pass: BLAS's own threads keep spinning after
         it and slow the step that follows.)  On the compiled path an exact
-        count of the non-finite elements replaces the sum
-        (:func:`graves.fused.count_nonfinite`), cheaper still.
+        test of the exponent bits replaces the sum
+        (:func:`graves.fused.any_nonfinite`), cheaper still.
         """
         threads = min(
             self.threads_for(x.size), max(1, x.size // self.block_size)
@@ -302,7 +302,7 @@ class BlockRunner:
             and x.flags.c_contiguous
         ):
             # exact, and cheaper than a sum: integer tests on the exponent bits
-            return sum(_per_stretch(fused.count_nonfinite, x, threads)) == 0
+            return not any(_per_stretch(fused.any_nonfinite, x, threads))
         sums = _per_stretch(_sum, x, threads)
         with np.errstate(over="ignore", invalid="ignore"):
             return bool(np.isfinite(np.sum(sums)))

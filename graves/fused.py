@@ -86,14 +86,21 @@ def _graves_recursive_loop(
         w[i] = w[i] + d_i
 
 
-def _count_nonfinite_loop(bits, exponent_mask):
-    # A float is NaN or infinite exactly when its exponent bits are all ones.
-    # Integer tests on the raw bits vectorise (a float comparison chain with an
-    # early exit would not), so the check reads the array once at memory speed.
-    count = 0
-    for i in range(bits.size):
-        count += (bits[i] & exponent_mask) == exponent_mask
-    return count
+def _any_nonfinite_loop(bits, exponent_mask):
+    # A float is NaN or infinite exactly when its exponent bits are all ones,
+    # so the largest masked exponent equals the mask exactly when one is.  An
+    # integer maximum on the raw bits vectorises (a float comparison chain with
+    # an early exit would not), and reading the two halves side by side keeps
+    # twice the memory reads in flight that one forward run does: on a large
+    # array the check is then limited by the memory, not by waiting for it.
+    half = bits.size // 2
+    low = high = exponent_mask ^ exponent_mask  # zero, of the bits' type
+    for i in range(half):
+        low = max(low, bits[i] & exponent_mask)
+        high = max(high, bits[half + i] & exponent_mask)
+    for i in range(2 * half, bits.size):
+        low = max(low, bits[i] & exponent_mask)
+    return max(low, high) == exponent_mask
 
 
 # -- many arrays in one call ---------------------------------------------------
@@ -135,23 +142,23 @@ def _stretch(at, offsets, k, first, last, like):
     return whole[lo - base : hi - base], lo, hi
 
 
-def _count_nonfinite_segments_loop(
+def _any_nonfinite_segments_loop(
     grad_at, offsets, bits_like, exponent_mask, first, last
 ):
     # The check takes the chunks of the stretch last to first, so that when it
     # ends the start of the stretch, which the update reads first, is what the
     # caches hold.
-    count = 0
     k = _first_segment(offsets, last - 1) if last > first else -1
     while k >= 0 and offsets[k + 1] > first:
         bits = _stretch(grad_at, offsets, k, first, last, bits_like)[0]
         stop = bits.size
         while stop > 0:
             start = max(0, stop - CHECK_CHUNK)
-            count += _count_nonfinite_kernel(bits[start:stop], exponent_mask)
+            if _any_nonfinite_kernel(bits[start:stop], exponent_mask):
+                return True
             stop = start
         k -= 1
-    return count
+    return False
 
 
 def _graves_segments_loop(w_at, grad_at, offsets, a, g, delta, c, first, last):
@@ -179,11 +186,12 @@ def _graves_segments_loop(w_at, grad_at, offsets, a, g, delta, c, first, last):
 def _graves_checked_segments_loop(
     w_at, grad_at, offsets, a, g, delta, c, bits_like, mask, first, last
 ):
-    # the check, then the step if every gradient is finite: one thread's call
-    bad = _count_nonfinite_segments_kernel(
+    # the check, then the step if every gradient is finite: one thread's call;
+    # True if it found a NaN or inf (and so wrote nothing)
+    bad = _any_nonfinite_segments_kernel(
         grad_at, offsets, bits_like, mask, first, last
     )
-    if bad == 0:
+    if not bad:
         _graves_segments_kernel(
             w_at, grad_at, offsets, a, g, delta, c, first, last
         )
@@ -277,12 +285,12 @@ if AVAILABLE:
     _jit = numba.njit(nogil=True, error_model="numpy", cache=True)
     _graves_kernel = _jit(_graves_loop)
     _graves_recursive_kernel = _jit(_graves_recursive_loop)
-    _count_nonfinite_kernel = numba.njit(nogil=True, cache=True)(
-        _count_nonfinite_loop
+    _any_nonfinite_kernel = numba.njit(nogil=True, cache=True)(
+        _any_nonfinite_loop
     )
     _first_segment = _jit(_first_segment)
     _stretch = _jit(_stretch)
-    _count_nonfinite_segments_kernel = _jit(_count_nonfinite_segments_loop)
+    _any_nonfinite_segments_kernel = _jit(_any_nonfinite_segments_loop)
     _graves_segments_kernel = _jit(_graves_segments_loop)
     _graves_checked_segments_kernel = _jit(_graves_checked_segments_loop)
     _header_length_kernel = _jit(_header_length_loop)
@@ -363,11 +371,11 @@ _EXPONENT_BITS = {
 }
 
 
-def count_nonfinite(x: np.ndarray) -> int:
-    """The number of NaN and infinite elements of the flat, contiguous float32
-    or float64 array ``x``, in one compiled pass (needs :data:`AVAILABLE`)."""
+def any_nonfinite(x: np.ndarray) -> bool:
+    """True if the flat, contiguous float32 or float64 array ``x`` holds a NaN
+    or an infinity, found in one compiled pass (needs :data:`AVAILABLE`)."""
     unsigned, mask = _EXPONENT_BITS[x.dtype]
-    return int(_count_nonfinite_kernel(x.view(unsigned), mask))
+    return bool(_any_nonfinite_kernel(x.view(unsigned), mask))
 
 
 def graves_step(
@@ -447,24 +455,25 @@ class SegmentKernels(NamedTuple):
     """The compiled segment loops of one step function (see
     :class:`graves.segments.Table`)."""
 
-    # (table, first, last) -> NaN and inf gradient elements among them
+    # (table, first, last) -> True if a gradient element among them is NaN or
+    # inf
     check: Callable
     # (table, constants, first, last): the step on them
     step: Callable
     # (table, constants, first, last) -> the check, then the step if the check
-    # found none
+    # found no NaN or inf; True if it found one
     checked_step: Callable
     # (table, constants, first, last) -> (loop, arguments): checked_step as a
     # loop and the arguments of one call
     checked_call: Callable
 
 
-def count_nonfinite_segments(table, first: int, last: int) -> int:
-    """NaN and infinite gradient elements among elements ``first`` to ``last``
-    of ``table`` (a :class:`graves.segments.Table`), read in chunks of
-    :data:`CHECK_CHUNK`, the last chunk first; nothing is written."""
-    return int(
-        _count_nonfinite_segments_kernel(
+def any_nonfinite_segments(table, first: int, last: int) -> bool:
+    """True if a gradient element among elements ``first`` to ``last`` of
+    ``table`` (a :class:`graves.segments.Table`) is NaN or infinite, read in
+    chunks of :data:`CHECK_CHUNK`, the last chunk first; nothing is written."""
+    return bool(
+        _any_nonfinite_segments_kernel(
             table.grad_at,
             table.offsets,
             table.bits_like,
@@ -504,10 +513,10 @@ def _segment_kernels(step_loop, checked_loop) -> SegmentKernels:
 
     def checked_step(table, constants, first, last):
         loop, arguments = checked_call(table, constants, first, last)
-        return int(loop(*arguments))
+        return bool(loop(*arguments))
 
     return SegmentKernels(
-        count_nonfinite_segments, step, checked_step, checked_call
+        any_nonfinite_segments, step, checked_step, checked_call
     )
 
 

@@ -238,7 +238,7 @@ class SegmentCall:
             )
         if self._one_call is not None:
             loop, args = self._one_call
-            return loop(*args) == 0
+            return not loop(*args)
         if len(self.tables) == 1:
             return runner.run_checked_segments(
                 self._kernels, self.tables[0], self._constants[0]

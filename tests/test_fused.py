@@ -134,14 +134,31 @@ def test_compiled_must_be_a_bool(bad):
     bad=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from([np.nan, np.inf, -np.inf])), max_size=4),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_count_nonfinite_counts_exactly_what_isfinite_rejects(dtype, size, bad, seed):
+def test_any_nonfinite_finds_exactly_what_isfinite_rejects(dtype, size, bad, seed):
     # the largest finite values and subnormals must not count: only an all-ones exponent does
     rng = np.random.default_rng(seed)
     info = np.finfo(dtype)
     x = rng.choice(np.array([0.0, -0.0, 1.0, info.max, -info.max, info.tiny / 4, info.eps], dtype=dtype), size)
     for where, value in bad:
         x[int(where * size)] = value
-    assert fused.count_nonfinite(x) == np.count_nonzero(~np.isfinite(x))
+    assert fused.any_nonfinite(x) == (not np.isfinite(x).all())
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_any_nonfinite_reads_both_halves_and_the_odd_last_element(dtype):
+    """The check reads an array's two halves side by side, then the element left
+    over when the length is odd: a bad element anywhere in a short array of
+    either parity is found, and an all-finite one is not."""
+    for size in range(1, 10):
+        x = np.full(size, -np.finfo(dtype).max, dtype=dtype)
+        assert not fused.any_nonfinite(x)
+        for position in range(size):
+            for value in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[position] = value
+                assert fused.any_nonfinite(y), (size, position, value)
+    assert not fused.any_nonfinite(np.empty(0, dtype))
 
 
 @needs_numba
