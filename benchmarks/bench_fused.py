@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import graves  # noqa: E402
 from graves.blocks import default_threads  # noqa: E402
 
-from common import bandwidth_from, best_times, floor_seconds, save, stream_functions  # noqa: E402
+from common import bandwidth_from, best_times, floor_ratios, floor_seconds, save, stream_functions  # noqa: E402
 from versions import HYPER  # noqa: E402
 
 SIZE = 10_000_000
@@ -79,10 +79,13 @@ def main() -> None:
             "numexpr, 4 expressions": numexpr_step,
         }
         streams, moved = stream_functions(SIZE, dtype, threads)
-        times = best_times({**fns, **streams}, repeat=7)
+        rounds = []
+        times = best_times({**fns, **streams}, repeat=7, rounds=rounds)
         bw = bandwidth_from(times, moved)
         times = {k: v for k, v in times.items() if not k.startswith("stream")}
         floor = floor_seconds(SIZE, dtype, bw["best"])
+        # each ratio within each round, then the median over the rounds
+        spreads = floor_ratios(rounds, moved, SIZE, dtype, list(fns))
         rows.append(
             {
                 "dtype": np.dtype(dtype).name,
@@ -91,13 +94,14 @@ def main() -> None:
                 "seconds": times,
                 "floor_seconds": floor,
                 "bandwidth": bw,
-                "ratios_to_floor": {k: v / floor for k, v in times.items()},
+                "ratios_to_floor": {k: v["median"] for k, v in spreads.items()},
+                "ratio_spreads": spreads,
                 "compiled_equals_numpy_bitwise": same_bits,
                 "numexpr_max_abs_difference": numexpr_diff,
             }
         )
         print(
-            f"  {np.dtype(dtype).name}: " + ", ".join(f"{k} {v / floor:.2f}x floor" for k, v in times.items())
+            f"  {np.dtype(dtype).name}: " + ", ".join(f"{k} {v['median']:.2f}x floor" for k, v in spreads.items())
             + f"; compiled and numpy paths same bits: {same_bits}; numexpr max |diff| {numexpr_diff:.1e}",
             flush=True,
         )

@@ -7,7 +7,9 @@ blocked, threaded numpy driver, what runs without numba).
 
 1. 10M parameters in one array, float64 and float32: each update (default
    threads) against the floor (36 or 72 bytes per parameter over the best
-   streaming bandwidth measured in this run on the same number of threads),
+   streaming bandwidth measured in this run on the same number of threads; each
+   ratio taken within each round of repetitions, and its median over the
+   rounds kept, with the least and the largest),
    and against the naive transcription; the kernel and the numpy driver alone,
    the compiled finiteness check of the gradient alone, and one-thread updates,
    for comparison.
@@ -42,7 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import graves  # noqa: E402
 from graves import blocks, core, fused, packing, segments  # noqa: E402
 
-from common import BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_seconds, machine, save, stream_functions  # noqa: E402
+from common import (  # noqa: E402
+    BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_ratios, floor_seconds, machine, paired_ratios, save,
+    stream_functions,
+)
 from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
 
 SIZE = 10_000_000
@@ -86,20 +91,33 @@ def one_array(dtype) -> dict:
     fns["kernel alone"] = lambda: kernel.step(w, grad, driver_state)
     fns["numpy driver alone"] = lambda: driver.step(w, grad, driver_state)
     fns["check alone"] = lambda: check_runner.all_finite_segments(check_kernels, check_table)
-    times = best_times({**fns, **streams_n, **streams_1}, repeat=REPEAT)
+    rounds = []
+    times = best_times({**fns, **streams_n, **streams_1}, repeat=REPEAT, rounds=rounds)
     bw_n, bw_1 = bandwidth_from(times, moved_n), bandwidth_from(times, moved_1)
     times = {k: v for k, v in times.items() if not k.startswith("stream")}
     floor_n = floor_seconds(SIZE, dtype, bw_n["best"])
     floor_1 = floor_seconds(SIZE, dtype, bw_1["best"])
-    ratios = {}
+    # every ratio within each round, then the median over the rounds
+    same = ["kernel alone", "numpy driver alone", "check alone"]
+    to_floor = {
+        **floor_ratios(rounds, moved_n, SIZE, dtype, [f"update{tag}" for tag in PATHS] + same),
+        **floor_ratios(rounds, moved_1, SIZE, dtype, [f"update{tag}, 1 thread" for tag in PATHS]),
+    }
+    between = paired_ratios(
+        rounds,
+        {
+            **{f"naive / update{tag}": ("naive", f"update{tag}") for tag in PATHS},
+            "update, compiled=False / update": ("update, compiled=False", "update"),
+        },
+    )
+    spreads = {}
     for tag in PATHS:
-        ratios[f"update{tag} / floor (same threads)"] = times[f"update{tag}"] / floor_n
-        ratios[f"update{tag}, 1 thread / floor, 1 thread"] = times[f"update{tag}, 1 thread"] / floor_1
-        ratios[f"naive / update{tag}"] = times["naive"] / times[f"update{tag}"]
-    ratios["kernel alone / floor (same threads)"] = times["kernel alone"] / floor_n
-    ratios["numpy driver alone / floor (same threads)"] = times["numpy driver alone"] / floor_n
-    ratios["check alone / floor (same threads)"] = times["check alone"] / floor_n
-    ratios["update, compiled=False / update"] = times["update, compiled=False"] / times["update"]
+        spreads[f"update{tag} / floor (same threads)"] = to_floor[f"update{tag}"]
+        spreads[f"update{tag}, 1 thread / floor, 1 thread"] = to_floor[f"update{tag}, 1 thread"]
+        spreads[f"naive / update{tag}"] = between[f"naive / update{tag}"]
+    for name in same:
+        spreads[f"{name} / floor (same threads)"] = to_floor[name]
+    spreads["update, compiled=False / update"] = between["update, compiled=False / update"]
     return {
         "dtype": np.dtype(dtype).name,
         "size": SIZE,
@@ -108,7 +126,10 @@ def one_array(dtype) -> dict:
         "seconds": times,
         "floor_seconds": {"default threads": floor_n, "1 thread": floor_1},
         "bandwidth": {"default threads": bw_n, "1 thread": bw_1},
-        "ratios": ratios,
+        # medians over the rounds; "ratio_spreads" adds the least and the largest
+        "ratios": {k: v["median"] for k, v in spreads.items()},
+        "ratio_spreads": spreads,
+        "rounds": REPEAT,
     }
 
 
@@ -129,7 +150,8 @@ def many_arrays(dtype) -> dict:
         fns[f"update{tag}, separate arrays"] = lambda o=separate, p=sep_params: o.update(p, grads)
         fns[f"update{tag}, packed views"] = lambda o=packed, p=packed_params, g=packed_grads: o.update(p, g)
         runs[tag] = (sep_params, packed_params, separate, packed)
-    times = best_times(fns, repeat=REPEAT)
+    rounds = []
+    times = best_times(fns, repeat=REPEAT, rounds=rounds)
     # same inputs, same number of steps: packed equals per-key, compiled equals numpy, bit for bit
     ref_sep, ref_packed, a, b = runs[""]
     for tag, (sep, packed_params, c, d) in runs.items():
@@ -137,13 +159,16 @@ def many_arrays(dtype) -> dict:
         for k in keys:
             np.testing.assert_array_equal(ref_sep[k], sep[k])
             np.testing.assert_array_equal(ref_sep[k], packed_params[k])
-    ratios = {}
-    for tag in PATHS:
-        for layout in ("packed views", "separate arrays"):
-            ratios[f"document-style loop / update{tag}, {layout}"] = (
-                times["document-style loop"] / times[f"update{tag}, {layout}"]
-            )
-    return {"keys": KEYS, "key_size": KEY_SIZE, "dtype": np.dtype(dtype).name, "seconds": times, "ratios": ratios,
+    spreads = paired_ratios(
+        rounds,
+        {
+            f"document-style loop / update{tag}, {layout}": ("document-style loop", f"update{tag}, {layout}")
+            for tag in PATHS
+            for layout in ("packed views", "separate arrays")
+        },
+    )
+    return {"keys": KEYS, "key_size": KEY_SIZE, "dtype": np.dtype(dtype).name, "seconds": times,
+            "ratios": {k: v["median"] for k, v in spreads.items()}, "ratio_spreads": spreads,
             "same_bits": True}  # the assertions above passed
 
 

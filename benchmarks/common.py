@@ -3,7 +3,9 @@
 Every script times each version as the best of several repetitions, with the
 repetitions of all versions interleaved (round 1 of every version, then round
 2, ...), so a burst of load from another program slows every version alike
-instead of one.  Ratios are taken between figures of the same run.
+instead of one.  Ratios are taken between figures of the same run; the ratios of
+the performance targets within each round, and their median over the rounds
+(:func:`floor_ratios`, :func:`paired_ratios`).
 """
 
 from __future__ import annotations
@@ -102,18 +104,51 @@ def calls_per_sample(fn, min_seconds: float = 0.02) -> int:
     return max(1, int(min_seconds / once) + 1)
 
 
-def best_times(fns: dict, repeat: int, min_seconds: float = 0.02) -> dict[str, float]:
-    """Best seconds per call of each function in ``fns``, repetitions interleaved."""
+def best_times(fns: dict, repeat: int, min_seconds: float = 0.02, rounds: list | None = None) -> dict[str, float]:
+    """Best seconds per call of each function in ``fns``, repetitions interleaved.
+
+    ``rounds``: a list to which each round's seconds per call are appended, one dict per
+    round, for :func:`paired_ratios` and :func:`floor_ratios`."""
     numbers = {name: calls_per_sample(fn, min_seconds) for name, fn in fns.items()}
     best = {name: float("inf") for name in fns}
     for _ in range(repeat):
+        this = {}
         for name, fn in fns.items():
             number = numbers[name]
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / number)
+            this[name] = (time.perf_counter() - t0) / number
+            best[name] = min(best[name], this[name])
+        if rounds is not None:
+            rounds.append(this)
     return best
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": float(np.median(values)), "least": float(min(values)), "largest": float(max(values))}
+
+
+def paired_ratios(rounds: list[dict], pairs: dict[str, tuple[str, str]]) -> dict[str, dict]:
+    """``name -> (a, b)``: a's time over b's, taken round by round (see :func:`floor_ratios`
+    for why); per name the median over the rounds, and the least and the largest."""
+    return {name: _spread([r[a] / r[b] for r in rounds]) for name, (a, b) in pairs.items()}
+
+
+def floor_ratios(rounds: list[dict], moved: dict, size: int, dtype, names) -> dict[str, dict]:
+    """Each function in ``names`` over the floor, taken round by round: the floor of a round
+    comes from that round's fastest stream (the keys of ``moved``, see
+    :func:`stream_functions`), timed within a second or so of the function.  On a machine
+    shared with other programs the bandwidth they leave can change by a factor of two from
+    one minute to the next; a best time of the function and a best time of the streams can
+    then come from different minutes, where a ratio within one round cannot.  Per name: the
+    median over the rounds, and the least and the largest."""
+    out = {name: [] for name in names}
+    for r in rounds:
+        floor = floor_seconds(size, dtype, max(moved[k] / r[k] for k in moved))
+        for name in names:
+            out[name].append(r[name] / floor)
+    return {name: _spread(v) for name, v in out.items()}
 
 
 def in_chunks(kernel, arrays, threads: int) -> None:
