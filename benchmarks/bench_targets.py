@@ -45,8 +45,8 @@ import graves  # noqa: E402
 from graves import blocks, core, fused, packing, segments  # noqa: E402
 
 from common import (  # noqa: E402
-    BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_ratios, floor_seconds, machine, paired_ratios, save,
-    stream_functions,
+    BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_ratios, floor_seconds, machine, paired_ratios,
+    round_bandwidths, save, spread, stream_functions,
 )
 from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
 
@@ -110,6 +110,13 @@ def one_array(dtype) -> dict:
             "update, compiled=False / update": ("update, compiled=False", "update"),
         },
     )
+    # what the update adds to the kernel alone, as a fraction of the floor
+    to_floor["update - kernel alone"] = spread(
+        [
+            (r["update"] - r["kernel alone"]) / floor_seconds(SIZE, dtype, max(moved_n[k] / r[k] for k in moved_n))
+            for r in rounds
+        ]
+    )
     spreads = {}
     for tag in PATHS:
         spreads[f"update{tag} / floor (same threads)"] = to_floor[f"update{tag}"]
@@ -118,6 +125,7 @@ def one_array(dtype) -> dict:
     for name in same:
         spreads[f"{name} / floor (same threads)"] = to_floor[name]
     spreads["update, compiled=False / update"] = between["update, compiled=False / update"]
+    spreads["(update - kernel alone) / floor (same threads)"] = to_floor["update - kernel alone"]
     return {
         "dtype": np.dtype(dtype).name,
         "size": SIZE,
@@ -126,6 +134,9 @@ def one_array(dtype) -> dict:
         "seconds": times,
         "floor_seconds": {"default threads": floor_n, "1 thread": floor_1},
         "bandwidth": {"default threads": bw_n, "1 thread": bw_1},
+        # each round's fastest stream, which the ratios divide by: median, least, largest
+        "round_bandwidth": {"default threads": round_bandwidths(rounds, moved_n),
+                            "1 thread": round_bandwidths(rounds, moved_1)},
         # medians over the rounds; "ratio_spreads" adds the least and the largest
         "ratios": {k: v["median"] for k, v in spreads.items()},
         "ratio_spreads": spreads,

@@ -125,14 +125,21 @@ def best_times(fns: dict, repeat: int, min_seconds: float = 0.02, rounds: list |
     return best
 
 
-def _spread(values: list[float]) -> dict:
+def spread(values: list[float]) -> dict:
+    """The median of ``values``, the least and the largest."""
     return {"median": float(np.median(values)), "least": float(min(values)), "largest": float(max(values))}
 
 
 def paired_ratios(rounds: list[dict], pairs: dict[str, tuple[str, str]]) -> dict[str, dict]:
     """``name -> (a, b)``: a's time over b's, taken round by round (see :func:`floor_ratios`
     for why); per name the median over the rounds, and the least and the largest."""
-    return {name: _spread([r[a] / r[b] for r in rounds]) for name, (a, b) in pairs.items()}
+    return {name: spread([r[a] / r[b] for r in rounds]) for name, (a, b) in pairs.items()}
+
+
+def round_bandwidths(rounds: list[dict], moved: dict) -> dict:
+    """The fastest stream of each round (keys of ``moved``) in bytes per second: its median
+    over the rounds, the least and the largest."""
+    return spread([max(moved[k] / r[k] for k in moved) for r in rounds])
 
 
 def floor_ratios(rounds: list[dict], moved: dict, size: int, dtype, names) -> dict[str, dict]:
@@ -148,7 +155,7 @@ def floor_ratios(rounds: list[dict], moved: dict, size: int, dtype, names) -> di
         floor = floor_seconds(size, dtype, max(moved[k] / r[k] for k in moved))
         for name in names:
             out[name].append(r[name] / floor)
-    return {name: _spread(v) for name, v in out.items()}
+    return {name: spread(v) for name, v in out.items()}
 
 
 def in_chunks(kernel, arrays, threads: int) -> None:
