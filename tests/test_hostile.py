@@ -430,6 +430,21 @@ def test_crafted_header_declaring_terabytes_is_a_value_error(tmp_path):
     assert str(path) in str(info.value)
 
 
+def refused_within(path, member: str, budget: int) -> ValueError:
+    """The error of graves.load(path), which must name the file and ``member``
+    and trace fewer than ``budget`` bytes on the way."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            graves.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value) and member in str(info.value)
+    assert peak < budget, f"loading allocated {peak:,} bytes"
+    return info.value
+
+
 @pytest.mark.parametrize("member", ["state/n/not-a-key", "hp/lr", "keys"])
 def test_zip_bomb_is_refused_before_inflating(tmp_path, member):
     path = tmp_path / "bomb.npz"
@@ -443,15 +458,7 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path, member):
     data = rebuilt(base, replace=replace, add=add, compress=zipfile.ZIP_DEFLATED)
     path.write_bytes(data)
     assert len(data) < size // 100
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError) as info:
-            graves.load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(path) in str(info.value) and member in str(info.value)
-    assert peak < size // 8, f"loading allocated {peak:,} bytes"
+    refused_within(path, member, size // 8)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
@@ -490,16 +497,8 @@ def test_a_scalar_of_a_huge_dtype_is_refused_before_inflating(tmp_path, member, 
     data = rebuilt(valid_checkpoint_bytes(), replace={member + ".npy": bomb}, compress=zipfile.ZIP_DEFLATED)
     path.write_bytes(data)
     assert len(data) < size // 100
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError) as info:
-            graves.load(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(path) in str(info.value) and member in str(info.value)
-    assert peak < size // 8, f"loading allocated {peak:,} bytes"
-    assert len(str(info.value)) < 500
+    error = refused_within(path, member, size // 8)
+    assert len(str(error)) < 500
 
 
 def test_member_declaring_other_sizes_than_its_header_is_refused(tmp_path):
