@@ -121,9 +121,8 @@ def one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str):
             raise TypeError(
-                f"{name} must be one of {list(choices)}, got {shown(value)} of "
-                "type "
-                f"{type(value).__name__}"
+                f"{name} must be one of {list(choices)}, got {shown(value)}"
+                f" of type {type(value).__name__}"
             )
         if value not in choices:
             raise ValueError(

@@ -112,9 +112,8 @@ class Optimizer:
     ):
         if not isinstance(compiled, (bool, np.bool_)):
             raise TypeError(
-                f"compiled must be True or False, got {checks.shown(compiled)} "
-                "of type "
-                f"{type(compiled).__name__}"
+                f"compiled must be True or False, got {checks.shown(compiled)}"
+                f" of type {type(compiled).__name__}"
             )
         self.nonfinite = nonfinite
         self.missing_grads = missing_grads

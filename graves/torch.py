@@ -245,16 +245,14 @@ def _option(name: str, value: Any):
     if name == "maximize":
         if not isinstance(value, bool):
             raise TypeError(
-                f"maximize must be True or False, got {checks.shown(value)} of "
-                "type "
-                f"{type(value).__name__}"
+                f"maximize must be True or False, got {checks.shown(value)}"
+                f" of type {type(value).__name__}"
             )
         return value
     if value is not None and not isinstance(value, bool):  # foreach
         raise TypeError(
-            f"foreach must be None, True or False, got {checks.shown(value)} "
-            "of type "
-            f"{type(value).__name__}"
+            f"foreach must be None, True or False, got {checks.shown(value)}"
+            f" of type {type(value).__name__}"
         )
     return value
 
