@@ -28,7 +28,7 @@ import graves  # noqa: E402
 from graves import core  # noqa: E402
 from graves.blocks import default_threads  # noqa: E402
 
-from common import bandwidth_from, best_times, floor_seconds, save, step_footprint_length, stream_functions  # noqa: E402
+from common import bandwidth_from, best_times, floor_seconds, save, stream_arrays, stream_functions  # noqa: E402
 from versions import HYPER, Blocked, WholeArrays, naive_step  # noqa: E402
 
 SIZES = [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5, 3 * 10**5, 10**6, 3 * 10**6, 10**7, 3 * 10**7, 10**8]
@@ -62,8 +62,7 @@ def measure(size: int, dtype=np.float64) -> dict:
     threads = default_threads(size)
     # two arrays of the step's footprint (stream_functions' rule), shared by the streams of both
     # thread counts: on smaller ones the streams would find part of them in cache
-    length = step_footprint_length(size)
-    pair = (np.ones(length, dtype), np.ones(length, dtype))
+    pair = stream_arrays(size, dtype)
     streams_1, moved_1 = stream_functions(size, dtype, 1, ", 1 thread", pair)
     streams_n, moved_n = stream_functions(size, dtype, threads, ", update's threads", pair) if threads > 1 else ({}, {})
     times = best_times({**fns, **streams_1, **streams_n}, repeat)

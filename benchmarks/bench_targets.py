@@ -46,7 +46,7 @@ from graves import blocks, core, fused, packing, segments  # noqa: E402
 
 from common import (  # noqa: E402
     BYTES_PER_PARAMETER, RESULTS, bandwidth_from, best_times, floor_ratios, floor_seconds, machine, paired_ratios,
-    round_bandwidths, save, spread, stream_functions,
+    round_bandwidths, save, stream_functions,
 )
 from versions import HYPER, Blocked, Compiled, PerKeyLoop, naive_step  # noqa: E402
 
@@ -110,13 +110,10 @@ def one_array(dtype) -> dict:
             "update, compiled=False / update": ("update, compiled=False", "update"),
         },
     )
-    # what the update adds to the kernel alone, as a fraction of the floor
-    to_floor["update - kernel alone"] = spread(
-        [
-            (r["update"] - r["kernel alone"]) / floor_seconds(SIZE, dtype, max(moved_n[k] / r[k] for k in moved_n))
-            for r in rounds
-        ]
-    )
+    # what the update adds to the kernel alone, as a fraction of the floor, round by round
+    for r in rounds:
+        r["update - kernel alone"] = r["update"] - r["kernel alone"]
+    to_floor.update(floor_ratios(rounds, moved_n, SIZE, dtype, ["update - kernel alone"]))
     spreads = {}
     for tag in PATHS:
         spreads[f"update{tag} / floor (same threads)"] = to_floor[f"update{tag}"]

@@ -136,10 +136,15 @@ def paired_ratios(rounds: list[dict], pairs: dict[str, tuple[str, str]]) -> dict
     return {name: spread([r[a] / r[b] for r in rounds]) for name, (a, b) in pairs.items()}
 
 
+def _fastest(one_round: dict, moved: dict) -> float:
+    """Bytes per second of the round's fastest stream (the keys of ``moved``)."""
+    return max(moved[k] / one_round[k] for k in moved)
+
+
 def round_bandwidths(rounds: list[dict], moved: dict) -> dict:
     """The fastest stream of each round (keys of ``moved``) in bytes per second: its median
     over the rounds, the least and the largest."""
-    return spread([max(moved[k] / r[k] for k in moved) for r in rounds])
+    return spread([_fastest(r, moved) for r in rounds])
 
 
 def floor_ratios(rounds: list[dict], moved: dict, size: int, dtype, names) -> dict[str, dict]:
@@ -152,7 +157,7 @@ def floor_ratios(rounds: list[dict], moved: dict, size: int, dtype, names) -> di
     median over the rounds, and the least and the largest."""
     out = {name: [] for name in names}
     for r in rounds:
-        floor = floor_seconds(size, dtype, max(moved[k] / r[k] for k in moved))
+        floor = floor_seconds(size, dtype, _fastest(r, moved))
         for name in names:
             out[name].append(r[name] / floor)
     return {name: spread(v) for name, v in out.items()}
@@ -195,6 +200,13 @@ def step_footprint_length(size: int) -> int:
     return (5 * size + 1) // 2
 
 
+def stream_arrays(size: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Two new arrays of :func:`step_footprint_length` elements for the streams of a step on
+    ``size`` elements: together they are the step's footprint."""
+    length = step_footprint_length(size)
+    return np.ones(length, dtype), np.ones(length, dtype)
+
+
 def stream_functions(size: int, dtype, threads: int, tag: str = "", arrays=None) -> tuple[dict, dict]:
     """Streaming kernels for a step on ``size`` elements, ready for :func:`best_times`.
 
@@ -209,8 +221,7 @@ def stream_functions(size: int, dtype, threads: int, tag: str = "", arrays=None)
     """
     dtype = np.dtype(dtype)
     if arrays is None:
-        length = step_footprint_length(size)
-        a, b = np.ones(length, dtype), np.ones(length, dtype)
+        a, b = stream_arrays(size, dtype)
     else:  # write every page: never-written memory reads as the kernel's shared zero page, too fast
         (a, b) = arrays
         a.fill(1)
