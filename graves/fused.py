@@ -365,7 +365,7 @@ def _headers_readable() -> bool:
 HEADERS_READABLE = _headers_readable()
 
 #: Unsigned integer views and exponent masks of the dtypes in DTYPES.
-_EXPONENT_BITS = {
+EXPONENT_BITS = {
     np.dtype(np.float32): (np.uint32, np.uint32(0x7F800000)),
     np.dtype(np.float64): (np.uint64, np.uint64(0x7FF0000000000000)),
 }
@@ -374,7 +374,7 @@ _EXPONENT_BITS = {
 def any_nonfinite(x: np.ndarray) -> bool:
     """True if the flat, contiguous float32 or float64 array ``x`` holds a NaN
     or an infinity, found in one compiled pass (needs :data:`AVAILABLE`)."""
-    unsigned, mask = _EXPONENT_BITS[x.dtype]
+    unsigned, mask = EXPONENT_BITS[x.dtype]
     return bool(_any_nonfinite_kernel(x.view(unsigned), mask))
 
 

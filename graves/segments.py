@@ -73,12 +73,7 @@ class Table(NamedTuple):
                 w_at.append(wa)
                 grad_at.append(ga)
                 offsets.append(offsets[-1] + w.size)
-        unsigned = np.uint32 if dtype.itemsize == 4 else np.uint64
-        mask = (
-            unsigned(0x7F800000)
-            if dtype.itemsize == 4
-            else unsigned(0x7FF0000000000000)
-        )
+        unsigned, mask = fused.EXPONENT_BITS[dtype]
         return cls(
             dtype,
             np.array(w_at, dtype=np.int64),
