@@ -61,8 +61,9 @@ PHONE = {"width": 390, "height": 844}
 sys.path.insert(0, str(ROOT / "book"))
 import book_figures  # noqa: E402  (the figure convention the notebooks draw by)
 
-# letters of a plot, in CSS px: the smallest (book_figures.MIN_POINTS) at the least
-DESKTOP_LETTERS, PHONE_LETTERS = 12.5, 10
+# letters of a plot, in CSS px: the smallest (book_figures.MIN_POINTS) at the least; on the phone,
+# the convention's own figure
+DESKTOP_LETTERS, PHONE_LETTERS = 12.5, book_figures.PHONE_LETTERS
 
 
 def start_page(browser, base_url, page, viewport, mode, axe=False):
